@@ -1,0 +1,70 @@
+"""The `protein-sedd` command line: thin Typer commands over the package's modules.
+
+User mistakes (`UserError`, bad options) end with exit code 2 and one line on stderr; see `main`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+try:  # typer >= 0.22 vendors click; older releases use the click package
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
+
+from protein_sedd.errors import UserError
+
+app = typer.Typer(
+    name="protein-sedd",
+    help="Protein sequence design with Score Entropy Discrete Diffusion (SEDD).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Commands are registered here, one module each under protein_sedd/commands/.
+# -- commands --
+from protein_sedd.commands import fold_eval, seq_eval  # noqa: E402
+
+app.command("fold-eval")(fold_eval.fold_eval)
+app.command("seq-eval")(seq_eval.seq_eval)
+from protein_sedd.commands import design, evaluate, train  # noqa: E402
+
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("design")(design.design)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code instead of raising SystemExit."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="protein-sedd", standalone_mode=False)
+    except UserError as err:
+        return _fail(str(err))
+    except click_errors.NoArgsIsHelpError as err:
+        print(err.ctx.get_help() if err.ctx else "", file=sys.stderr)
+        return 2
+    except click_errors.UsageError as err:
+        hint = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
+        return _fail(f"{err.format_message()}{hint}")
+    except typer.Exit as err:
+        return err.exit_code
+    except typer.Abort:
+        return _fail("aborted")
+    except click_errors.ClickException as err:
+        return _fail(err.format_message())
+    return code if isinstance(code, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

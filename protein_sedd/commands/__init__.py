@@ -1,0 +1,1 @@
+"""One module per `protein-sedd` subcommand; each holds a Typer command function."""

@@ -1,0 +1,100 @@
+"""`protein-sedd train`: fit a SEDD score network on a dataset or FASTA file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from protein_sedd.config import compose_config, config_dir
+from protein_sedd.errors import UserError
+
+
+def _compose_new(dataset: str | None, fasta: Path | None, overrides: list[str]) -> DictConfig:
+    if any(o.startswith("data=") for o in overrides) and (dataset or fasta):
+        raise UserError("give the dataset either as --dataset/--fasta or as a data= override, not both")
+    group = []
+    if dataset:
+        if not (config_dir() / "data" / f"{dataset}.yaml").is_file() or dataset == "fasta":
+            known = sorted(p.stem for p in (config_dir() / "data").glob("*.yaml") if p.stem != "fasta")
+            raise UserError(
+                f"--dataset {dataset!r}: unknown dataset; known: {', '.join(known)} (or pass --fasta PATH)"
+            )
+        group = [f"data={dataset}"]
+    elif fasta:
+        group = ["data=fasta"]
+    cfg = compose_config(group + overrides, resolve=False)
+    if fasta:
+        cfg.data.fasta = str(fasta)
+    if OmegaConf.is_missing(cfg.data, "fasta"):
+        raise UserError("data=fasta needs a file: pass --fasta PATH")
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def _compose_resumed(run_dir: Path, overrides: list[str]) -> DictConfig:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"--resume: {path} not found; is {run_dir} a protein-sedd run directory?")
+    cfg = OmegaConf.load(path)
+    if overrides:
+        if any(
+            "=" not in o or o.split("=", 1)[0] in ("model", "data", "noise", "graph", "trainer")
+            for o in overrides
+        ):
+            raise UserError(
+                "--resume takes key=value overrides only (e.g. trainer.lr=1e-4); config groups are fixed"
+            )
+        OmegaConf.set_struct(cfg, True)
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+        except OmegaConfBaseException as err:
+            raise UserError(f"bad override on --resume ({' '.join(str(err).split())[:200]})") from None
+    return cfg
+
+
+def train(
+    overrides: list[str] = typer.Argument(
+        None,
+        help="Hydra overrides, e.g. model=small trainer.batch_size=128 trainer.lr=3e-4",
+        show_default=False,
+    ),
+    dataset: str = typer.Option(
+        None, "--dataset", help="Named dataset (acyp). Default: the config's (acyp)."
+    ),
+    fasta: Path = typer.Option(None, "--fasta", help="Train on this FASTA file (plain or .gz) instead."),
+    out: Path = typer.Option(None, "--out", help="Run directory. Default: runs/<data>-<model>-<timestamp>."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Optimiser steps (overrides trainer.max_steps)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its last checkpoint."
+    ),
+) -> None:
+    """Train a DDiT score network with score entropy; writes a checkpoint, metrics.csv and loss_curve.png."""
+    from protein_sedd.training.trainer import train as run_training
+
+    overrides = list(overrides or [])
+    if max_steps is not None and max_steps < 1:
+        raise UserError(f"--max-steps {max_steps}: must be >= 1")
+    if resume:
+        if out is None:
+            raise UserError("--resume needs --out RUN_DIR (the run to continue)")
+        if dataset or fasta:
+            raise UserError("--resume continues on the run's own dataset; drop --dataset/--fasta")
+        cfg = _compose_resumed(out, overrides)
+    else:
+        cfg = _compose_new(dataset, fasta, overrides)
+    if max_steps is not None:
+        cfg.trainer.max_steps = max_steps
+    if out is None:
+        name = Path(cfg.data.fasta).stem if cfg.data.name == "fasta" else cfg.data.name
+        out = Path("runs") / f"{name}-{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    result = run_training(cfg, out, resume=resume, device=device)
+    if result.interrupted:
+        raise typer.Exit(130)
+    typer.echo(f"checkpoint: {out / 'checkpoint'} (step {result.step})")

@@ -1,0 +1,1 @@
+"""The diffusion: noise schedules, transition graphs, score entropy, likelihood bound, samplers."""

@@ -1,0 +1,100 @@
+"""Transition graphs of the forward process, their score parametrisation and score entropy.
+
+Tokens 0 .. N-1 are real residues (N = alphabet.n_residues); the pad token is never noised and never
+scored; the absorbing graph's mask is the last vocabulary index. Log scores `s` have shape [..., N] and
+approximate log p_t(x with y at i) / p_t(x) over the real tokens y.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def log_expm1(x: torch.Tensor) -> torch.Tensor:
+    """log(exp(x) - 1), stable for small x (expm1) and large x (x + log1p(-exp(-x)))."""
+    return torch.where(x < 20, torch.log(torch.expm1(x.clamp(max=20))), x + torch.log1p(-torch.exp(-x)))
+
+
+def entropy_const(r: torch.Tensor) -> torch.Tensor:
+    """K(r) = r (log r - 1), with K(0) = 0."""
+    return torch.where(r > 0, r * (torch.log(r.clamp(min=1e-30)) - 1), torch.zeros_like(r))
+
+
+class AbsorbingGraph:
+    """Each real token jumps to the mask at rate sigma(t); the mask never leaves."""
+
+    name = "absorbing"
+
+    def __init__(self, n_residues: int, mask_index: int, pad_index: int):
+        self.n = n_residues
+        self.mask_index = mask_index
+        self.pad_index = pad_index
+
+    def perturb(self, x0, sigma_bar, generator=None):
+        """Mask each real position with probability 1 - exp(-sigma_bar)."""
+        p_mask = -torch.expm1(-sigma_bar)[:, None]
+        draw = torch.rand(x0.shape, generator=generator, device=x0.device)
+        return torch.where((draw < p_mask) & (x0 != self.pad_index), self.mask_index, x0)
+
+    def log_score(self, logits, sigma_bar, time_conditioning: bool):
+        """Log scores over real tokens at masked positions (DESIGN.md: the two parametrisations)."""
+        real = logits[..., : self.n].float()
+        shift = log_expm1(sigma_bar.float())[:, None, None]
+        if time_conditioning:
+            return real - shift - torch.log(torch.tensor(float(self.n)))
+        return torch.log_softmax(real, dim=-1) - shift
+
+    def score_entropy(self, log_score, sigma_bar, x_t, x0):
+        """Per-position score entropy [B, L]; zero at unmasked and pad positions.
+
+        sum_y exp(s_y) - a s_x0 + a (log a - 1) with a = 1/expm1(sigma_bar), computed as
+        a * (sum_y exp(u_y) - u_x0 - 1) with u = s + log expm1(sigma_bar): no large numbers cancel.
+        """
+        shift = log_expm1(sigma_bar.float())[:, None, None]
+        u = log_score + shift
+        a = torch.exp(-shift[..., 0])
+        x0_real = x0.clamp(max=self.n - 1)
+        value = a * (u.exp().sum(-1) - u.gather(-1, x0_real[..., None])[..., 0] - 1)
+        return torch.where(x_t == self.mask_index, value, torch.zeros_like(value))
+
+
+class UniformGraph:
+    """Each real token jumps to a uniformly random real token at rate sigma(t) (Q = 11^T / N - I)."""
+
+    name = "uniform"
+
+    def __init__(self, n_residues: int, mask_index: int, pad_index: int):
+        self.n = n_residues
+        self.mask_index = mask_index
+        self.pad_index = pad_index
+
+    def perturb(self, x0, sigma_bar, generator=None):
+        """With probability 1 - exp(-sigma_bar) a position is redrawn uniformly (possibly to itself)."""
+        p_move = -torch.expm1(-sigma_bar)[:, None]
+        draw = torch.rand(x0.shape, generator=generator, device=x0.device)
+        fresh = torch.randint(0, self.n, x0.shape, generator=generator, device=x0.device)
+        return torch.where((draw < p_move) & (x0 != self.pad_index), fresh, x0)
+
+    def log_score(self, logits, sigma_bar, time_conditioning: bool):
+        return logits[..., : self.n].float()
+
+    def ratios(self, sigma_bar, x_t, x0):
+        """r_y = p_t(y | x0) / p_t(x_t | x0) for every real y, [B, L, N]."""
+        beta = torch.exp(-sigma_bar.float())[:, None, None]
+        p = (1 - beta) / self.n + beta * torch.nn.functional.one_hot(x0.clamp(max=self.n - 1), self.n)
+        return p / p.gather(-1, x_t.clamp(max=self.n - 1)[..., None])
+
+    def score_entropy(self, log_score, sigma_bar, x_t, x0):
+        """(1/N) sum_{y != x_t} [exp(s_y) - r_y s_y + K(r_y)] per position [B, L]; zero at pads."""
+        r = self.ratios(sigma_bar, x_t, x0)
+        terms = log_score.exp() - r * log_score + entropy_const(r)
+        current = torch.nn.functional.one_hot(x_t.clamp(max=self.n - 1), self.n).bool()
+        value = terms.masked_fill(current, 0.0).sum(-1) / self.n
+        return torch.where(x0 == self.pad_index, torch.zeros_like(value), value)
+
+
+def build_graph(name: str, alphabet):
+    graphs = {"absorbing": AbsorbingGraph, "uniform": UniformGraph}
+    if name not in graphs:
+        raise ValueError(f"unknown graph {name!r}")
+    return graphs[name](alphabet.n_residues, alphabet.mask_index, alphabet.pad_index)

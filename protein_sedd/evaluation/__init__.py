@@ -1,0 +1,1 @@
+"""Evaluation: likelihood bounds, folding, sequence metrics, reports."""

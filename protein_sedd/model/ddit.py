@@ -1,0 +1,164 @@
+"""DDiT: the diffusion transformer that scores noisy protein sequences.
+
+tokens -> embedding -> N x [adaLN-modulated rotary attention + adaLN-modulated MLP, gated residuals]
+-> adaLN final layer -> logits over the vocabulary. Conditioning c = SiLU(MLP(sinusoidal(sigma_bar))).
+adaLN layers and the output layer start at zero, so at initialisation every block is the identity
+and the network outputs zeros.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from protein_sedd.model.attention import attention
+from protein_sedd.model.rotary import Rotary, apply_rotary
+
+
+@dataclass
+class DDiTConfig:
+    vocab_size: int = 23
+    max_length: int = 128
+    hidden_size: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    cond_dim: int = 64
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    time_conditioning: bool = False
+    causal: bool = False  # True only for the autoregressive baseline
+    # Rotary attention alone cannot tell positions apart in a fully masked sequence (every position
+    # sees identical keys), so the first unmasking step would draw all residues from one pooled
+    # distribution. Learned embeddings of the distance to both ends give each position its place,
+    # as the start/end tokens of the seeds' reference implementation do.
+    end_embeddings: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DDiTConfig:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class TimestepEmbedder(nn.Module):
+    """sigma_bar -> sinusoidal features -> 2-layer SiLU MLP."""
+
+    def __init__(self, cond_dim: int, frequency_dim: int = 256):
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.mlp = nn.Sequential(nn.Linear(frequency_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+
+    def sinusoidal(self, sigma: torch.Tensor, max_period: float = 10_000.0) -> torch.Tensor:
+        half = self.frequency_dim // 2
+        freqs = torch.exp(
+            -math.log(max_period) * torch.arange(half, device=sigma.device, dtype=torch.float32) / half
+        )
+        args = sigma.float()[:, None] * freqs[None]
+        return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.sinusoidal(sigma))
+
+
+class DDiTBlock(nn.Module):
+    def __init__(self, config: DDiTConfig):
+        super().__init__()
+        d = config.hidden_size
+        self.n_heads = config.n_heads
+        self.causal = config.causal
+        self.norm_attn = nn.LayerNorm(d, bias=False)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.attn_out = nn.Linear(d, d, bias=False)
+        self.norm_mlp = nn.LayerNorm(d, bias=False)
+        self.mlp = nn.Sequential(
+            nn.Linear(d, config.mlp_ratio * d),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(config.mlp_ratio * d, d),
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.adaLN = nn.Linear(config.cond_dim, 6 * d)
+        nn.init.zeros_(self.adaLN.weight)
+        nn.init.zeros_(self.adaLN.bias)
+
+    def forward(self, x, c, cos, sin, lengths):
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN(c)[:, None].chunk(6, dim=-1)
+        h = modulate(self.norm_attn(x), shift_a, scale_a)
+        q, k, v = rearrange(self.qkv(h), "b l (three h d) -> three b l h d", three=3, h=self.n_heads)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        h = rearrange(attention(q, k, v, lengths, self.causal), "b l h d -> b l (h d)")
+        x = x + gate_a * self.dropout(self.attn_out(h))
+        h = modulate(self.norm_mlp(x), shift_m, scale_m)
+        return x + gate_m * self.dropout(self.mlp(h))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, config: DDiTConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size, bias=False)
+        self.linear = nn.Linear(config.hidden_size, config.vocab_size)
+        self.adaLN = nn.Linear(config.cond_dim, 2 * config.hidden_size)
+        for layer in (self.linear, self.adaLN):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x, c):
+        shift, scale = self.adaLN(c)[:, None].chunk(2, dim=-1)
+        return self.linear(modulate(self.norm(x), shift, scale))
+
+
+class DDiT(nn.Module):
+    def __init__(self, config: DDiTConfig):
+        super().__init__()
+        if config.hidden_size % config.n_heads:
+            raise ValueError(f"hidden_size {config.hidden_size} is not divisible by n_heads {config.n_heads}")
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.hidden_size)
+        nn.init.kaiming_uniform_(self.embedding.weight, a=math.sqrt(5))
+        if config.end_embeddings:
+            self.from_start = nn.Embedding(config.max_length, config.hidden_size)
+            self.from_end = nn.Embedding(config.max_length, config.hidden_size)
+            for table in (self.from_start, self.from_end):
+                nn.init.normal_(table.weight, std=0.02)
+        self.time_embedding = TimestepEmbedder(config.cond_dim)
+        self.rotary = Rotary(config.hidden_size // config.n_heads)
+        self.blocks = nn.ModuleList(DDiTBlock(config) for _ in range(config.n_layers))
+        self.final = FinalLayer(config)
+
+    def forward(self, tokens: torch.Tensor, sigma_bar: torch.Tensor, lengths: torch.Tensor | None = None):
+        """tokens [B, L] (right-padded), sigma_bar [B], lengths [B] or None -> logits [B, L, vocab]."""
+        if tokens.shape[1] > self.config.max_length:
+            raise ValueError(
+                f"sequence length {tokens.shape[1]} exceeds the model context {self.config.max_length}"
+            )
+        if not self.config.time_conditioning:
+            sigma_bar = torch.zeros_like(sigma_bar)  # time-independent parametrisation
+        c = F.silu(self.time_embedding(sigma_bar))
+        x = self.embedding(tokens)
+        if self.config.end_embeddings:
+            x = x + self._end_embeddings(tokens, lengths)
+        cos, sin = self.rotary.cos_sin(tokens.shape[1], tokens.device)
+        for block in self.blocks:
+            x = block(x, c, cos, sin, lengths)
+        return self.final(x, c).float()
+
+    def _end_embeddings(self, tokens: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        batch, length = tokens.shape
+        positions = torch.arange(length, device=tokens.device)
+        if lengths is None:
+            lengths = torch.full((batch,), length, device=tokens.device)
+        to_end = (lengths[:, None] - 1 - positions[None, :]).clamp(min=0)  # pads: clamped, never attended
+        return self.from_start(positions)[None] + self.from_end(to_end)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

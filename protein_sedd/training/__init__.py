@@ -1,0 +1,1 @@
+"""Training: the loop, EMA weights, checkpoints, metrics."""
