@@ -1,0 +1,296 @@
+"""fold-eval on a tiny random-init ESMFold: the real transformers code path, CPU, seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from protein_sedd.cli import main  # noqa: E402
+from protein_sedd.evaluation import folding  # noqa: E402
+
+DESIGNS = {
+    "d1": "MKVLAAGIVGAVLLAMKVLAEE",
+    "d2": "ACDEFGHIKLMNPQRSTVWY",
+    "d3": "MSTNPKPQRKTKRNTNRRPQDVKFPGG",
+    "d4": "GSHMKKLLPPQQ",
+    "d5": "MADEEKLPPGWEKRMSRSSGRVYYFNHITNASQWERPSG",
+}
+
+
+def write_designs(path: Path, designs: dict[str, str]) -> Path:
+    path.write_text("".join(f">{name}\n{sequence}\n" for name, sequence in designs.items()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A full EsmForProteinFolding at toy size, saved like a downloaded checkpoint."""
+    from transformers import EsmConfig, EsmForProteinFolding
+    from transformers.models.esm.configuration_esm import get_default_vocab_list
+
+    structure_module = dict(
+        sequence_dim=32, pairwise_dim=16, ipa_dim=8, resnet_dim=16, num_heads_ipa=2, num_qk_points=2,
+        num_v_points=2, num_blocks=1, num_resnet_blocks=1,
+    )  # fmt: skip
+    trunk = dict(
+        num_blocks=1, sequence_state_dim=32, pairwise_state_dim=16, sequence_head_width=16,
+        pairwise_head_width=8, max_recycles=1, chunk_size=None, structure_module=structure_module,
+    )  # fmt: skip
+    config = EsmConfig(
+        vocab_size=33, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=1026, position_embedding_type="rotary", pad_token_id=1, mask_token_id=32,
+        token_dropout=True, emb_layer_norm_before=False, is_folding_model=True,
+        vocab_list=list(get_default_vocab_list()),
+        esmfold_config=dict(fp16_esm=True, lddt_head_hid_dim=16, trunk=trunk),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = EsmForProteinFolding(config).eval()
+    with (
+        torch.no_grad()
+    ):  # random init predicts pLDDT ~0.5 everywhere: widen it so residues and designs differ
+        for layer in model.lddt_head:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.mul_(30.0)
+    path = tmp_path_factory.mktemp("esmfold") / "tiny_esmfold"
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def fold_calls(monkeypatch) -> list[list[str]]:
+    """Records the sequences of every batch the transformers backend folds."""
+    calls: list[list[str]] = []
+    real_fold = folding.TransformersESMFold.fold
+
+    def counting_fold(self, sequences):
+        calls.append(list(sequences))
+        return real_fold(self, sequences)
+
+    monkeypatch.setattr(folding.TransformersESMFold, "fold", counting_fold)
+    return calls
+
+
+def run(designs: Path, model: Path, out: Path, *extra: str) -> int:
+    return main(
+        ["fold-eval", str(designs), "--model", str(model), "--out-dir", str(out), "--device", "cpu", *extra]
+    )
+
+
+def reference_plddt(model_dir: Path, sequence: str) -> np.ndarray:
+    """Per-residue (C-alpha) pLDDT straight from the model, 0-1 as transformers returns it."""
+    from transformers import EsmForProteinFolding
+
+    model = EsmForProteinFolding.from_pretrained(model_dir, local_files_only=True).eval()
+    model.esm.float()
+    with torch.no_grad():
+        return model.infer([sequence])["plddt"][0, :, folding.CA_ATOM].numpy()
+
+
+def test_fold_eval_end_to_end(tmp_path, tiny_model, fold_calls):
+    from Bio.PDB import PDBParser
+    from Bio.SeqUtils import seq1
+
+    designs = write_designs(tmp_path / "designs.fasta", DESIGNS)
+    out = tmp_path / "fold"
+    assert run(designs, tiny_model, out, "--plddt-threshold", "0", "--max-tokens-per-batch", "64") == 0
+    assert sorted(s for call in fold_calls for s in call) == sorted(DESIGNS.values())
+    assert len(fold_calls) > 1  # the token budget split the designs into several batches
+
+    frame = pd.read_csv(out / "results.csv", dtype={"id": str})
+    assert list(frame.columns) == ["id", "sequence", "length", "mean_plddt", "ptm", "success"]
+    assert frame["id"].tolist() == list(DESIGNS)  # input order, whatever the batch order was
+    assert frame["length"].tolist() == [len(s) for s in DESIGNS.values()]
+    assert frame["mean_plddt"].between(0, 100).all() and frame["ptm"].between(0, 1).all()
+    assert frame["mean_plddt"].max() - frame["mean_plddt"].min() > 1.0  # designs differ
+    assert frame["success"].all()  # threshold 0
+
+    parser = PDBParser(QUIET=True)
+    for row in frame.itertuples():
+        residues = list(parser.get_structure(row.id, out / f"{row.id}.pdb").get_residues())
+        assert len(residues) == row.length
+        assert "".join(seq1(r.get_resname()) for r in residues) == row.sequence
+        per_residue = []
+        for residue in residues:
+            b_factors = {atom.get_bfactor() for atom in residue}
+            assert len(b_factors) == 1  # every atom of a residue carries the residue's pLDDT
+            per_residue.append(b_factors.pop())
+        per_residue = np.array(per_residue)
+        assert ((per_residue >= 0) & (per_residue <= 100)).all()
+        assert per_residue.mean() == pytest.approx(row.mean_plddt, abs=0.006)  # PDB keeps 2 decimals
+    # the 0-1 model output was converted to 0-100, residue by residue
+    raw = reference_plddt(tiny_model, DESIGNS["d3"])
+    residues = list(parser.get_structure("d3", out / "d3.pdb").get_residues())
+    assert np.allclose([r["CA"].get_bfactor() for r in residues], raw * 100, atol=0.006)
+    assert raw.max() <= 1.0
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n"] == len(DESIGNS)
+    assert summary["successes"] == int(frame["success"].sum()) == len(DESIGNS)
+    assert summary["success_rate"] == pytest.approx(1.0)
+    assert summary["mean_plddt"] == pytest.approx(frame["mean_plddt"].mean())
+    assert summary["median_plddt"] == pytest.approx(frame["mean_plddt"].median())
+    assert summary["threshold"] == 0.0
+    assert summary["model"] == str(tiny_model.resolve())
+    assert (out / "plddt_histogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / ".fold.partial").exists()
+
+    # a threshold between the designs decides success; the stored folds are reused, nothing is refolded
+    fold_calls.clear()
+    threshold = float(np.sort(frame["mean_plddt"])[2]) - 1e-6  # the best three succeed
+    assert run(designs, tiny_model, out, "--plddt-threshold", str(threshold)) == 0
+    assert fold_calls == []
+    rescored = pd.read_csv(out / "results.csv", dtype={"id": str})
+    assert rescored["success"].tolist() == (rescored["mean_plddt"] >= threshold).tolist()
+    assert rescored["success"].sum() == 3
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["successes"], summary["threshold"]) == (3, pytest.approx(threshold))
+    assert summary["success_rate"] == pytest.approx(3 / len(DESIGNS))
+
+    assert run(designs, tiny_model, out, "--plddt-threshold", "100") == 0
+    assert json.loads((out / "summary.json").read_text())["successes"] == 0
+
+
+def test_resume_folds_only_new_designs(tmp_path, tiny_model, fold_calls, monkeypatch):
+    first = dict(list(DESIGNS.items())[:3])
+    out = tmp_path / "fold"
+    assert run(write_designs(tmp_path / "a.fasta", first), tiny_model, out) == 0
+    before = pd.read_csv(out / "results.csv", dtype={"id": str})
+
+    fold_calls.clear()
+    assert run(write_designs(tmp_path / "b.fasta", DESIGNS), tiny_model, out) == 0
+    assert sorted(s for call in fold_calls for s in call) == sorted(list(DESIGNS.values())[3:])
+    after = pd.read_csv(out / "results.csv", dtype={"id": str})
+    assert after["id"].tolist() == list(DESIGNS)
+    assert np.allclose(after["mean_plddt"][:3], before["mean_plddt"])
+
+    # all done: the model is not even loaded
+    monkeypatch.setattr(
+        folding, "load_backend", lambda *a, **k: pytest.fail("loaded a model with nothing to fold")
+    )
+    assert run(tmp_path / "b.fasta", tiny_model, out) == 0
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_run_leaves_no_output_and_resumes(tmp_path, tiny_model, monkeypatch):
+    designs = write_designs(tmp_path / "designs.fasta", DESIGNS)
+    out = tmp_path / "fold"
+    real_fold = folding.TransformersESMFold.fold
+    batches = []
+
+    def failing_second_batch(self, sequences):
+        batches.append(list(sequences))
+        if len(batches) == 2:
+            raise Interrupted
+        return real_fold(self, sequences)
+
+    monkeypatch.setattr(folding.TransformersESMFold, "fold", failing_second_batch)
+    with pytest.raises(Interrupted):
+        run(designs, tiny_model, out, "--max-tokens-per-batch", "30")
+    assert not out.exists()
+    partial = tmp_path / ".fold.partial"
+    saved = pd.read_csv(partial / "results.csv", dtype={"id": str})
+    assert saved["sequence"].tolist() == [s for s in DESIGNS.values() if s in batches[0]]
+
+    batches.clear()
+
+    def recording_fold(self, sequences):
+        batches.append(list(sequences))
+        return real_fold(self, sequences)
+
+    monkeypatch.setattr(folding.TransformersESMFold, "fold", recording_fold)
+    assert run(designs, tiny_model, out, "--max-tokens-per-batch", "30") == 0
+    refolded = {s for batch in batches for s in batch}
+    assert refolded == set(DESIGNS.values()) - set(saved["sequence"])
+    assert not partial.exists()
+    assert len(pd.read_csv(out / "results.csv")) == len(DESIGNS)
+
+
+def fold_all(backend, sequences, max_tokens) -> dict[int, folding.FoldedDesign]:
+    return {
+        i: d
+        for ids, ds in folding.fold_in_batches(backend, sequences, max_tokens)
+        for i, d in zip(ids, ds, strict=True)
+    }
+
+
+def test_batched_and_single_folds_agree(tiny_model):
+    """Padding must not leak into real positions, and pTM must be per sequence (not one per batch)."""
+    backend = folding.load_backend("transformers", str(tiny_model), torch.device("cpu"), None)
+    sequences = list(DESIGNS.values())
+    batched = fold_all(backend, sequences, max_tokens=10_000)
+    single = fold_all(backend, sequences, max_tokens=1)
+    assert sorted(batched) == sorted(single) == list(range(len(sequences)))
+    for i in range(len(sequences)):
+        assert np.allclose(batched[i].residue_plddt, single[i].residue_plddt, atol=1e-3)
+        assert batched[i].ptm == pytest.approx(single[i].ptm, abs=1e-4)
+    assert len({round(d.ptm, 6) for d in single.values()}) == len(sequences)
+
+
+def test_plan_batches_sorts_by_length_under_the_budget():
+    lengths = [5, 1, 3, 3, 10]
+    batches = folding.plan_batches(lengths, max_tokens=8)
+    assert batches == [[1, 2], [3], [0], [4]]  # 10 > 8 still gets a batch of its own
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert folding.plan_batches(lengths, max_tokens=100) == [[1, 2, 3, 0, 4]]
+
+
+def test_plddt_scaling():
+    assert folding.plddt_to_percent(np.array([0.0, 0.5, 1.0]), 1.0).tolist() == [0.0, 50.0, 100.0]
+    assert folding.plddt_to_percent(np.array([12.5, 99.0]), 100.0).tolist() == [12.5, 99.0]
+    with pytest.raises(RuntimeError):
+        folding.plddt_to_percent(np.array([0.2, 35.0]), 1.0)  # 0-100 values where 0-1 was expected
+
+
+LONG = "A" * (folding.MAX_FOLD_LENGTH + 1)
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        ("", [], "empty file"),
+        ("just some text\n", [], "does not start with '>'"),
+        (">x\nMKV1L\n", [], "invalid residue '1'"),
+        (">x\nMKV\n>x\nMKV\n", [], "duplicate record id"),
+        (f">long\n{LONG}\n", [], "at most 1024"),
+        (">x\nMKV\n", ["--backend", "openfold"], "--backend 'openfold'"),
+        (">x\nMKV\n", ["--backend", "fair-esm"], "openfold"),
+        (">x\nMKV\n", ["--plddt-threshold", "101"], "0-100"),
+        (">x\nMKV\n", ["--plddt-threshold", "-5"], "0-100"),
+        (">x\nMKV\n", ["--model", "nobody/not-an-esmfold"], "huggingface-cli download facebook/esmfold_v1"),
+        (">x\nMKV\n", ["--model", "/no/such/esmfold"], "--model /no/such/esmfold: no such folder"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, content, extra, message):
+    designs = tmp_path / "designs.fasta"
+    designs.write_text(content)
+    out = tmp_path / "out"
+    rc = main(["fold-eval", str(designs), "--out-dir", str(out), "--device", "cpu", *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("error: ") and "\n" not in err and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["designs.fasta"]  # no output, no partial folder
+
+
+def test_bad_paths_exit_2(tmp_path, capsys, tiny_model):
+    out = tmp_path / "out"
+    assert main(["fold-eval", str(tmp_path), "--model", str(tiny_model), "--out-dir", str(out)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert main(["fold-eval", str(tmp_path / "missing.fa"), "--out-dir", str(out)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    locked = write_designs(tmp_path / "locked.fasta", {"x": "MKV"})
+    locked.chmod(0)
+    if not os.access(locked, os.R_OK):  # root reads anything: nothing to check there
+        assert main(["fold-eval", str(locked), "--out-dir", str(out)]) == 2
+        assert "permission denied" in capsys.readouterr().err
+    assert not out.exists()
