@@ -1,0 +1,201 @@
+"""Sampling: a trained score network -> sequences, by tau-leaping from t = 1 down to t_end, then a denoise.
+
+Every design starts from a token row: the mask token at each position to design, a real token at each
+fixed position (infilling), so unconditional design is the all-mask start. Time grid: `steps` equal
+steps from t = 1 to t_end (noise eps for log-linear; 0 for geometric, where sigma_bar(0) = sigma_min),
+then one denoising step at t_end that leaves no noise behind.
+
+Caching (absorbing graph, time-independent network): the network's output depends on the tokens only,
+so each row keeps its last softmax and the network re-runs only on rows whose tokens changed since.
+The uniforms for every row and step are drawn in the same order either way, so the cached and uncached
+samplers make the same draws from the same probabilities.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from protein_sedd.data.alphabet import ALPHABET
+from protein_sedd.diffusion.categorical import sample_categorical, uniforms
+from protein_sedd.diffusion.noise import LogLinearNoise
+from protein_sedd.diffusion.transitions import (
+    absorbing_denoise_weights,
+    absorbing_step_weights,
+    uniform_step_weights,
+)
+
+
+@dataclass
+class SampleResult:
+    sequences: list[str]
+    network_rows: int  # sequences passed through the network, summed over steps
+    cached: bool
+
+
+def cache_applies(model, graph) -> bool:
+    """Only an absorbing-graph network without time conditioning gives noise-level-free outputs."""
+    return graph.name == "absorbing" and not model.config.time_conditioning
+
+
+def sigma_grid(noise, steps: int) -> list[float]:
+    """sigma_bar at t = 1, ..., t_end (steps + 1 values, float64 precision, on the host)."""
+    t_end = noise.eps if isinstance(noise, LogLinearNoise) else 0.0
+    times = torch.linspace(1.0, t_end, steps + 1, dtype=torch.float64)
+    return noise.total(times).tolist()
+
+
+class NetworkScores:
+    """exp(log score) over real tokens, float64 [B, W, N], re-running the network only where needed.
+
+    Time-independent absorbing networks keep each row's softmax p: the score is p / expm1(sigma_bar).
+    With `cache` a row is re-run only when its tokens changed since its last evaluation (and it still
+    has positions to sample); without, every row is re-run at every call, the reference behaviour.
+    """
+
+    def __init__(self, model, graph, x: torch.Tensor, lengths: torch.Tensor, cache: bool):
+        self.model, self.graph, self.lengths = model, graph, lengths
+        self.time_independent = cache_applies(model, graph)
+        self.cache = cache and self.time_independent
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if x.is_cuda else contextlib.nullcontext()
+        )
+        self.rows_run = 0
+        if self.time_independent:
+            self.probs = torch.zeros(*x.shape, graph.n, dtype=torch.float64, device=x.device)
+            self.stale = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+
+    def _logits(self, tokens: torch.Tensor, sigma_bar: float, lengths: torch.Tensor) -> torch.Tensor:
+        sigma = torch.full((tokens.shape[0],), sigma_bar, device=tokens.device)
+        with self.autocast:
+            return self.model(tokens, sigma, lengths)
+
+    def __call__(self, x: torch.Tensor, sigma_bar: float, active: torch.Tensor) -> torch.Tensor:
+        """Scores at noise level sigma_bar; rows outside `active` [B] may hold stale values."""
+        if not self.time_independent:
+            self.rows_run += x.shape[0]
+            logits = self._logits(x, sigma_bar, self.lengths)
+            sigma = torch.full((x.shape[0],), sigma_bar, device=x.device)
+            return self.graph.log_score(logits, sigma, True).double().exp()
+        if self.cache:
+            rows = (self.stale & active).nonzero().squeeze(1)  # the one host sync per step
+            if rows.numel():
+                self.rows_run += rows.numel()
+                logits = self._logits(x[rows], sigma_bar, self.lengths[rows])
+                self.probs[rows] = torch.softmax(logits[..., : self.graph.n].double(), dim=-1)
+                self.stale[rows] = False
+        else:
+            self.rows_run += x.shape[0]
+            logits = self._logits(x, sigma_bar, self.lengths)
+            self.probs = torch.softmax(logits[..., : self.graph.n].double(), dim=-1)
+        return self.probs / math.expm1(sigma_bar)
+
+    def tokens_changed(self, changed: torch.Tensor) -> None:
+        if self.time_independent:
+            self.stale |= changed
+
+
+def absorbing_step(x, score, d: float, predictor: str, u, graph) -> torch.Tensor:
+    """One tau-leaping step: masked positions jump to a real token or stay; others never change."""
+    masked = x == graph.mask_index
+    drawn = sample_categorical(absorbing_step_weights(score, d, predictor), u)
+    return torch.where(masked & (drawn < graph.n), drawn, x)  # drawn == n: stays masked
+
+
+def absorbing_denoise(x, score, u, graph) -> torch.Tensor:
+    """The last step: every remaining mask becomes a real token."""
+    drawn = sample_categorical(absorbing_denoise_weights(score), u)
+    return torch.where(x == graph.mask_index, drawn, x)
+
+
+def uniform_step(x, free, score, d: float, predictor: str, u, graph) -> torch.Tensor:
+    current = x.clamp(max=graph.n - 1)  # pads are never free; clamp keeps one_hot in range
+    drawn = sample_categorical(uniform_step_weights(score, current, d, predictor), u)
+    return torch.where(free, drawn, x)
+
+
+def _sample_absorbing(scores, graph, x, sigmas, predictor, generator, on_step) -> torch.Tensor:
+    for t_sigma, s_sigma in zip(sigmas[:-1], sigmas[1:], strict=True):
+        score = scores(x, t_sigma, (x == graph.mask_index).any(-1))
+        u = uniforms(x.shape, generator, x.device)  # every row, every step: the cache never shifts the stream
+        new = absorbing_step(x, score, t_sigma - s_sigma, predictor, u, graph)
+        scores.tokens_changed((new != x).any(-1))
+        x = new
+        on_step()
+    score = scores(x, sigmas[-1], (x == graph.mask_index).any(-1))
+    return absorbing_denoise(x, score, uniforms(x.shape, generator, x.device), graph)
+
+
+def _sample_uniform(scores, graph, x, sigmas, predictor, generator, on_step) -> torch.Tensor:
+    free = x == graph.mask_index
+    start = torch.randint(0, graph.n, x.shape, generator=generator, device=x.device)
+    x = torch.where(free, start, x)  # the uniform graph's limit: designed positions uniformly random
+    everyone = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    for t_sigma, s_sigma in zip(sigmas[:-1], sigmas[1:], strict=True):
+        score = scores(x, t_sigma, everyone)
+        x = uniform_step(
+            x, free, score, t_sigma - s_sigma, predictor, uniforms(x.shape, generator, x.device), graph
+        )
+        on_step()
+    # the denoise is the analytic step over the noise left at t_end
+    score = scores(x, sigmas[-1], everyone)
+    return uniform_step(x, free, score, sigmas[-1], "analytic", uniforms(x.shape, generator, x.device), graph)
+
+
+def _pad_batch(starts: list[torch.Tensor], pad_index: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(s) for s in starts])
+    x = torch.full((len(starts), int(lengths.max())), pad_index, dtype=torch.long)
+    for row, start in enumerate(starts):
+        x[row, : len(start)] = start
+    return x.to(device), lengths.to(device)
+
+
+def masked_starts(lengths: list[int], mask_index: int = ALPHABET.mask_index) -> list[torch.Tensor]:
+    """Unconditional design: every position masked."""
+    return [torch.full((length,), mask_index, dtype=torch.long) for length in lengths]
+
+
+@torch.inference_mode()
+def sample(
+    model,
+    graph,
+    noise,
+    starts: list[torch.Tensor],
+    *,
+    steps: int,
+    generator: torch.Generator,
+    predictor: str = "analytic",
+    cache: bool = True,
+    batch_size: int = 128,
+    on_step: Callable[[], None] | None = None,
+    on_designs: Callable[[int], None] | None = None,
+) -> SampleResult:
+    """Design one sequence per start row (mask token = position to design), in input order.
+
+    Rows are batched in length order to limit padding; memory is bounded by `batch_size` whatever the
+    number of starts. `generator` lives on the model's device; with the same seed, device and batch
+    size the output is repeatable, and the cache never changes it.
+    """
+    device = next(model.parameters()).device
+    sigmas = sigma_grid(noise, steps)
+    run = _sample_absorbing if graph.name == "absorbing" else _sample_uniform
+    order = sorted(range(len(starts)), key=lambda i: len(starts[i]))
+    sequences: list[str] = [""] * len(starts)
+    rows_run = 0
+    for first in range(0, len(order), batch_size):
+        batch = order[first : first + batch_size]
+        x, lengths = _pad_batch([starts[i] for i in batch], graph.pad_index, device)
+        scores = NetworkScores(model, graph, x, lengths, cache)
+        x = run(scores, graph, x, sigmas, predictor, generator, on_step or (lambda: None)).cpu()
+        rows_run += scores.rows_run
+        if bool((x == graph.mask_index).any()):
+            raise RuntimeError("internal error: a mask token survived the final denoising step")
+        for row, index in enumerate(batch):
+            sequences[index] = ALPHABET.decode(x[row, : len(starts[index])])
+        if on_designs is not None:
+            on_designs(len(batch))
+    return SampleResult(sequences, rows_run, cache and cache_applies(model, graph))
