@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from protein_sedd.baselines.autoregressive import dataset_nll
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import encode_all
 from protein_sedd.data.fasta import FastaRecord
@@ -23,6 +24,22 @@ def check_lengths(records: list[FastaRecord], max_length: int, source: str) -> N
             )
 
 
+def sequence_bound(model, graph, tokens, *, t_samples: int, batch_size: int, seed: int, progress=None):
+    """-log p(x | L) per sequence: exact for the autoregressive baseline, the ELBO bound for SEDD."""
+    if model.config.causal:
+        return dataset_nll(
+            model,
+            tokens,
+            batch_size=batch_size,
+            start_index=ALPHABET.mask_index,
+            pad_index=ALPHABET.pad_index,
+            progress=progress,
+        )
+    return dataset_negative_elbo(
+        model, graph, tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
+    )
+
+
 def likelihood_report(
     checkpoint, records: list[FastaRecord], *, t_samples: int, batch_size: int, seed: int, progress=None
 ):
@@ -38,7 +55,7 @@ def likelihood_report(
         else torch.autocast("cpu", enabled=False)
     )
     with autocast:
-        elbo = dataset_negative_elbo(
+        elbo = sequence_bound(
             model, graph, tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
         )
     histogram = {int(length): int(count) for length, count in config.lengths.histogram}
@@ -57,6 +74,7 @@ def likelihood_report(
         "n_residues": n_residues,
         "length_nats_per_sequence": float(length_nats.mean()),
         "standard_error_nats_per_sequence": float(total.std() / math.sqrt(n)) if n > 1 else 0.0,
+        "exact": bool(model.config.causal),
         "t_samples": t_samples,
         "seed": seed,
         "per_sequence": [

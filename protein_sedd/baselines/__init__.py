@@ -1,0 +1,1 @@
+"""Baselines to judge SEDD against: an autoregressive model on the same backbone, and a unigram model."""
