@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from protein_sedd.config import compose_config, config_dir
 from protein_sedd.errors import UserError
+from protein_sedd.paths import check_output_path
 
 
 def _compose_new(dataset: str | None, fasta: Path | None, overrides: list[str]) -> DictConfig:
@@ -56,6 +60,12 @@ def _compose_resumed(run_dir: Path, overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def launch_data_parallel(devices: int, args: list[str]) -> int:
+    """`--devices N`: rerun this command as N torchrun ranks on this machine; returns their exit code."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}"]
+    return subprocess.call([*command, "-m", "protein_sedd.train", *args])
+
+
 def train(
     overrides: list[str] = typer.Argument(
         None,
@@ -71,6 +81,9 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last checkpoint."
+    ),
+    devices: int = typer.Option(
+        1, "--devices", help="Data-parallel processes (torchrun + DDP): one per GPU on CUDA, gloo on CPU."
     ),
 ) -> None:
     """Train a DDiT score network with score entropy; writes a checkpoint, metrics.csv and loss_curve.png."""
@@ -89,11 +102,24 @@ def train(
         cfg = _compose_new(dataset, fasta, overrides)
     if max_steps is not None:
         cfg.trainer.max_steps = max_steps
+    if devices < 1:
+        raise UserError(f"--devices {devices}: must be >= 1")
+    under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if out is None:
+        if under_torchrun:
+            raise UserError("under torchrun pass --out RUN_DIR, so that every rank writes to the same run")
         name = Path(cfg.data.fasta).stem if cfg.data.name == "fasta" else cfg.data.name
         out = Path("runs") / f"{name}-{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
+    check_output_path(out, "--out")
+    if devices > 1 and not under_torchrun:
+        args = [*overrides, "--out", str(out), "--device", device]
+        args += ["--dataset", dataset] if dataset else []
+        args += ["--fasta", str(fasta)] if fasta else []
+        args += ["--max-steps", str(max_steps)] if max_steps is not None else []
+        args += ["--resume"] if resume else []
+        raise typer.Exit(launch_data_parallel(devices, args))
     result = run_training(cfg, out, resume=resume, device=device)
     if result.interrupted:
         raise typer.Exit(130)

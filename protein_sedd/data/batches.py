@@ -32,13 +32,26 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class BatchStream:
-    """An endless stream of shuffled, padded batches, resumable at any (epoch, offset)."""
+    """An endless stream of shuffled, padded batches, resumable at any (epoch, offset).
 
-    def __init__(self, tokens: list[torch.Tensor], batch_size: int, seed: int, pad_index: int):
+    With several ranks, each global batch of batch_size x world_size sequences is cut into one
+    slice per rank, so ranks see disjoint data and share one (epoch, offset) state.
+    """
+
+    def __init__(
+        self,
+        tokens: list[torch.Tensor],
+        batch_size: int,
+        seed: int,
+        pad_index: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if not tokens:
             raise ValueError("no training sequences")
         self.tokens = tokens
-        self.batch_size = batch_size
+        self.batch_size = batch_size * world_size
+        self.rank_slice = slice(rank * batch_size, (rank + 1) * batch_size)
         self.seed = seed
         self.pad_index = pad_index
         self.epoch = 0
@@ -69,7 +82,7 @@ class BatchStream:
             if self.offset >= len(self.tokens):
                 self.epoch, self.offset = self.epoch + 1, 0
                 order = self._order_for(self.epoch)
-        return pad_batch([self.tokens[i] for i in picked], self.pad_index)
+        return pad_batch([self.tokens[i] for i in picked[self.rank_slice]], self.pad_index)
 
 
 def batches_in_order(tokens: list[torch.Tensor], batch_size: int, pad_index: int):

@@ -15,12 +15,26 @@ def stratified_times(batch: int, low: float, generator=None, device=None) -> tor
     return low + (1 - low) * t
 
 
-def score_entropy_loss(model, graph, noise, x0, lengths, generator=None, sampling_eps: float = 1e-3):
-    """Monte Carlo estimate of the diffusion loss for each sequence in the batch, [B] nats."""
+def score_entropy_loss(
+    model,
+    graph,
+    noise,
+    x0,
+    lengths,
+    generator=None,
+    sampling_eps: float = 1e-3,
+    time_conditioning: bool | None = None,
+):
+    """Monte Carlo estimate of the diffusion loss for each sequence in the batch, [B] nats.
+
+    `time_conditioning` defaults to the model's own; pass it when `model` is a DDP wrapper.
+    """
+    if time_conditioning is None:
+        time_conditioning = model.config.time_conditioning
     t = stratified_times(x0.shape[0], sampling_eps, generator, x0.device)
     sigma_bar, rate = noise.total(t), noise.rate(t)
     x_t = graph.perturb(x0, sigma_bar, generator)
     logits = model(x_t, sigma_bar, lengths)
-    log_score = graph.log_score(logits, sigma_bar, model.config.time_conditioning)
+    log_score = graph.log_score(logits, sigma_bar, time_conditioning)
     per_position = graph.score_entropy(log_score, sigma_bar, x_t, x0)
     return rate * per_position.sum(-1)

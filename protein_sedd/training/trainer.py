@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -19,16 +20,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
 
+from protein_sedd.baselines.autoregressive import sequence_nll
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import BatchStream, encode_all
 from protein_sedd.data.prepare import prepare_splits
 from protein_sedd.data.splits import length_histogram
 from protein_sedd.diffusion.graph import build_graph
-from protein_sedd.diffusion.likelihood import LN2, dataset_negative_elbo
+from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.diffusion.loss import score_entropy_loss
 from protein_sedd.diffusion.noise import build_noise
 from protein_sedd.errors import UserError
+from protein_sedd.evaluation.likelihood import sequence_bound
 from protein_sedd.model import DDiT, DDiTConfig
 from protein_sedd.training.checkpoint import (
     CHECKPOINT_DIR,
@@ -37,6 +41,7 @@ from protein_sedd.training.checkpoint import (
     resolve_checkpoint_dir,
     save_checkpoint,
 )
+from protein_sedd.training.distributed import Distributed, init_distributed, shutdown
 from protein_sedd.training.ema import EMA
 from protein_sedd.training.metrics import MetricsLog, plot_loss_curve
 
@@ -54,7 +59,27 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+TRAINER_TYPES = {
+    "batch_size": int, "accumulate": int, "max_steps": int, "lr": float, "min_lr_ratio": float,
+    "warmup_steps": int, "weight_decay": float, "grad_clip": float, "ema": float, "sampling_eps": float,
+    "log_every": int, "val_every": int, "val_sequences": int, "val_t_samples": int, "checkpoint_every": int,
+    "max_bad_steps": int, "compile": bool,
+}  # fmt: skip
+
+
+def _check_types(section: str, values: DictConfig, types: dict[str, type]) -> None:
+    """Overrides arrive as YAML scalars: refuse a string where a number or flag belongs."""
+    for key, expected in types.items():
+        value = values.get(key)
+        numeric_ok = expected is float and isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(value, bool) != (expected is bool) or not (isinstance(value, expected) or numeric_ok):
+            raise UserError(f"{section}.{key}={value!r}: expected {expected.__name__}")
+
+
 def validate_config(cfg: DictConfig) -> None:
+    model_types = {name: type(f.default) for name, f in DDiTConfig.__dataclass_fields__.items()}
+    _check_types("model", cfg.model, model_types)
+    _check_types("trainer", cfg.trainer, TRAINER_TYPES)
     t = cfg.trainer
     checks = [
         (t.batch_size >= 1, f"trainer.batch_size={t.batch_size} must be >= 1"),
@@ -81,8 +106,8 @@ def validate_config(cfg: DictConfig) -> None:
             "graph=uniform needs model.time_conditioning=true (its scores depend on the noise level)",
         ),
         (
-            not cfg.model.causal,
-            "model.causal=true is the autoregressive baseline, which this trainer does not train",
+            not cfg.model.causal or not cfg.model.time_conditioning,
+            "model=ar (causal) takes no time conditioning: set model.time_conditioning=false",
         ),
         (
             cfg.model.hidden_size % cfg.model.n_heads == 0,
@@ -171,10 +196,17 @@ def train(
     device: str = "auto",
     console: Console | None = None,
 ):
-    console = console or Console(stderr=True)
     validate_config(cfg)
-    dev = select_device(device)
-    run_dir = Path(run_dir)
+    requested = select_device(device)
+    ranks = init_distributed(requested)
+    try:
+        return _train(cfg, Path(run_dir), resume, ranks.device(requested), ranks, console)
+    finally:
+        shutdown(ranks)
+
+
+def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, ranks: Distributed, console):
+    console = console or Console(stderr=True, quiet=not ranks.is_main)
     has_checkpoint = (run_dir / CHECKPOINT_DIR).exists() or (run_dir / f"{CHECKPOINT_DIR}.old").exists()
     if resume and not has_checkpoint:
         raise UserError(
@@ -194,10 +226,12 @@ def train(
             raise UserError(
                 f"--resume: the dataset differs from the one {run_dir} was trained on ({prepared.source})"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        _write_splits(run_dir / SPLITS_FILE, prepared)
-        OmegaConf.save(run_cfg, run_dir / RUN_CONFIG)
+    ranks.barrier()  # every rank has checked the run directory before rank 0 writes to it
+    if ranks.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            _write_splits(run_dir / SPLITS_FILE, prepared)
+            OmegaConf.save(run_cfg, run_dir / RUN_CONFIG)
 
     t = cfg.trainer
     torch.manual_seed(cfg.seed)
@@ -209,11 +243,15 @@ def train(
     )
     graph = build_graph(cfg.graph.name, ALPHABET)
     noise = build_noise(cfg.noise)
+    train_tokens = encode_all([r.sequence for r in splits.train])
     stream = BatchStream(
-        encode_all([r.sequence for r in splits.train]), t.batch_size, cfg.seed, ALPHABET.pad_index
+        train_tokens, t.batch_size, cfg.seed, ALPHABET.pad_index, ranks.rank, ranks.world_size
     )
-    valid_tokens = encode_all([r.sequence for r in splits.valid[: t.val_sequences]])
-    generator = torch.Generator(device=dev).manual_seed(cfg.seed + 1)
+    valid_tokens = encode_all([r.sequence for r in splits.valid[: t.val_sequences]])[
+        ranks.rank :: ranks.world_size
+    ]
+    # each rank draws its own noise; rank 0's generator is the one checkpointed
+    generator = torch.Generator(device=dev).manual_seed(cfg.seed + 1 + 7919 * ranks.rank)
 
     step = 0
     if resume:
@@ -224,17 +262,31 @@ def train(
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         stream.load_state_dict(state["batches"])
-        generator.set_state(state["generator"])
         step = int(state["step"])
-    metrics = MetricsLog(run_dir / "metrics.csv", resume_from_step=step if resume else None)
+        if ranks.is_main:
+            generator.set_state(state["generator"])
+        else:
+            generator.manual_seed(cfg.seed + 1 + 7919 * ranks.rank + step)
+    metrics = (
+        MetricsLog(run_dir / "metrics.csv", resume_from_step=step if resume else None)
+        if ranks.is_main
+        else None
+    )
 
-    forward_model = torch.compile(model) if t.compile else model
+    forward_model = model
+    if ranks.enabled:
+        forward_model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if t.compile:
+        forward_model = torch.compile(forward_model)
     use_bf16 = t.precision == "bf16" or (t.precision == "auto" and dev.type == "cuda")
     autocast = (
         (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     )
 
     def checkpoint():
+        if not ranks.is_main:
+            ranks.barrier()
+            return
         state = {
             "step": step,
             "model": model.state_dict(),
@@ -244,12 +296,12 @@ def train(
             "generator": generator.get_state(),
         }
         save_checkpoint(run_dir, ema.model, OmegaConf.merge(run_cfg, {"step": step}), state)
+        plot_loss_curve(run_dir / "metrics.csv", run_dir / "loss_curve.png")
+        ranks.barrier()
 
     def validate() -> tuple[float, float] | None:
-        if not valid_tokens:
-            return None
         with autocast():
-            nats = dataset_negative_elbo(
+            nats = sequence_bound(
                 ema.model,
                 graph,
                 valid_tokens,
@@ -258,11 +310,15 @@ def train(
                 seed=cfg.seed,
             )
         residues = sum(len(x) for x in valid_tokens)
-        return float(nats.mean()), float(nats.sum() / residues / LN2)
+        total, count, residues = ranks.sum(torch.tensor([float(nats.sum()), len(valid_tokens), residues]))
+        if count == 0:
+            return None
+        return float(total / count), float(total / residues / LN2)
 
     n_params = model.num_parameters()
     console.print(
-        f"[bold]protein-sedd train[/]: {n_params / 1e6:.2f}M parameters on {dev.type}; "
+        f"[bold]protein-sedd train[/]: {n_params / 1e6:.2f}M parameters on {dev.type}"
+        f"{f' x {ranks.world_size} ranks' if ranks.enabled else ''}; "
         f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test sequences; "
         f"run dir {run_dir}"
     )
@@ -284,20 +340,41 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, t)
             optimizer.zero_grad(set_to_none=True)
-            total_loss, total_residues = 0.0, 0
-            for _ in range(t.accumulate):
+            step_loss, step_residues = torch.zeros((), device=dev), 0
+            for micro in range(t.accumulate):
                 x0, lengths = next(stream)
+                residues = int(lengths.sum())  # counted on the host, before the copy
                 x0, lengths = x0.to(dev, non_blocking=True), lengths.to(dev, non_blocking=True)
-                residues = int(lengths.sum())
-                with autocast():
-                    per_sequence = score_entropy_loss(
-                        forward_model, graph, noise, x0, lengths, generator, t.sampling_eps
-                    )
-                loss = per_sequence.sum() / residues
-                (loss / t.accumulate).backward()
-                total_loss += float(loss.detach()) / t.accumulate
-                total_residues += residues
-            if not math.isfinite(total_loss):
+                # under DDP, average gradients once per optimiser step, not once per micro-batch
+                last = micro == t.accumulate - 1
+                sync = contextlib.nullcontext() if last or not ranks.enabled else forward_model.no_sync()
+                with sync:
+                    with autocast():
+                        if cfg.model.causal:  # the autoregressive baseline
+                            per_sequence = sequence_nll(
+                                forward_model, x0, lengths, ALPHABET.mask_index, ALPHABET.pad_index
+                            )
+                        else:
+                            per_sequence = score_entropy_loss(
+                                forward_model,
+                                graph,
+                                noise,
+                                x0,
+                                lengths,
+                                generator,
+                                t.sampling_eps,
+                                time_conditioning=cfg.model.time_conditioning,
+                            )
+                    loss = per_sequence.sum() / residues
+                    (loss / t.accumulate).backward()
+                step_loss += loss.detach() / t.accumulate
+                step_residues += residues
+            # one host sync per step: the loss (non-finite steps are skipped on every rank) and the stop flag
+            synced = ranks.sum(
+                torch.stack([step_loss.float().cpu(), torch.tensor(float(stop.signal is not None))])
+            )
+            loss_value, stop_now = float(synced[0]) / ranks.world_size, bool(synced[1] > 0)
+            if not math.isfinite(loss_value):
                 bad_steps += 1
                 console.print(
                     f"[yellow]warning[/]: non-finite loss at step {step}; step skipped ({bad_steps} in a row)"
@@ -313,9 +390,8 @@ def train(
             optimizer.step()
             ema.update(model, step)
             step += 1
-            tokens_since += total_residues
-            loss_value = total_loss
-            if step % t.log_every == 0 or step == t.max_steps:
+            tokens_since += step_residues * ranks.world_size
+            if metrics is not None and (step % t.log_every == 0 or step == t.max_steps):
                 now = time.perf_counter()
                 metrics.append(
                     step=step,
@@ -335,27 +411,35 @@ def train(
                 result = validate()
                 if result is not None:
                     nats, valid_bpr = result
-                    metrics.append(
-                        step=step,
-                        valid_nats_per_sequence=f"{nats:.4f}",
-                        valid_bits_per_residue=f"{valid_bpr:.5f}",
-                    )
+                    if metrics is not None:
+                        metrics.append(
+                            step=step,
+                            valid_nats_per_sequence=f"{nats:.4f}",
+                            valid_bits_per_residue=f"{valid_bpr:.5f}",
+                        )
                     progress.console.print(
                         f"step {step}: valid -ELBO {nats:.2f} nats/sequence, {valid_bpr:.4f} bits/residue"
                     )
             if step % t.checkpoint_every == 0 or step == t.max_steps:
                 checkpoint()
-                plot_loss_curve(run_dir / "metrics.csv", run_dir / "loss_curve.png")
-            progress.update(task, completed=step)
-            if stop.signal is not None:
+            elif stop_now:
                 checkpoint()
-                plot_loss_curve(run_dir / "metrics.csv", run_dir / "loss_curve.png")
+            progress.update(task, completed=step)
+            if stop_now:
                 interrupted = True
                 progress.console.print(
-                    f"[yellow]stopped by signal {stop.signal} at step {step}[/]: checkpoint saved; "
-                    "continue with --resume"
+                    f"[yellow]stopped by signal at step {step}[/]: checkpoint saved; continue with --resume"
                 )
                 break
-    if step >= t.max_steps and not (run_dir / CHECKPOINT_DIR).exists():
-        checkpoint()
+    _dump_rank_weights(model, ranks)
     return TrainResult(run_dir, step, loss_value, valid_bpr, interrupted)
+
+
+def _dump_rank_weights(model: torch.nn.Module, ranks: Distributed) -> None:
+    """Testing hook: with PROTEIN_SEDD_RANK_WEIGHTS=DIR each rank saves its final raw weights there."""
+    folder = os.environ.get("PROTEIN_SEDD_RANK_WEIGHTS")
+    if folder:
+        from safetensors.torch import save_file
+
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(weights, str(Path(folder) / f"rank{ranks.rank}.safetensors"))
