@@ -66,9 +66,9 @@ def test_missing_path_and_directory(tmp_path):
         read_fasta(tmp_path)
 
 
-def test_duplicate_ids_refused_when_asked(tmp_path):
+def test_duplicate_ids_refused_unless_allowed(tmp_path):
     path = tmp_path / "dup.fa"
     path.write_text(">a\nMK\n>a\nMV\n")
-    assert len(read_fasta(path)) == 2
     with pytest.raises(UserError, match="duplicate record id 'a'"):
-        read_fasta(path, unique_ids=True)
+        read_fasta(path)
+    assert len(read_fasta(path, unique_ids=False)) == 2

@@ -28,6 +28,7 @@ from protein_sedd.evaluation.reports import (
     write_json_atomic,
     write_text_atomic,
 )
+from protein_sedd.paths import check_output_path
 
 RESULT_COLUMNS = ["id", "sequence", "length", "mean_plddt", "ptm", "success"]
 BEST_SHOWN = 10
@@ -146,6 +147,7 @@ def _pdb_names(path: Path, records: list[FastaRecord]) -> dict[str, str]:
 
 
 def _working_dir(target: Path) -> Path:
+    check_output_path(target, "--out-dir")
     if target.exists() and not target.is_dir():
         raise UserError(f"--out-dir {target}: exists and is not a folder")
     if target.is_dir() and (target / "results.csv").is_file():

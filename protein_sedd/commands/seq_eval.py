@@ -25,6 +25,7 @@ from protein_sedd.evaluation.reports import (
     write_csv_atomic,
     write_json_atomic,
 )
+from protein_sedd.paths import check_output_path
 
 RESULT_COLUMNS = ["id", "sequence", "length", "family_bits", "nearest_identity", "nearest_id", "exact_copy"]
 CLOSEST_SHOWN = 5
@@ -142,6 +143,7 @@ def resolve_reference(spec: str) -> Path:
 
 def _check_target(target: Path, inputs: list[Path]) -> None:
     """The output folder is replaced as a whole: refuse anything that is not a previous seq-eval output."""
+    check_output_path(target, "--out-dir")
     if target.exists() and not target.is_dir():
         raise UserError(f"--out-dir {target}: exists and is not a folder")
     resolved = target.resolve()

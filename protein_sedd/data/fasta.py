@@ -29,7 +29,7 @@ def _open_text(path: Path):
 
 
 def read_fasta(
-    path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool = False
+    path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool = True
 ) -> list[FastaRecord]:
     """Read every record of a FASTA file, normalised by the alphabet's policy.
 
