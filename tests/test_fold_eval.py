@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
+from protein_sedd.evaluation.tiny_esmfold import build_tiny_esmfold
+
 pytest.importorskip("transformers")
 
 from protein_sedd.cli import main  # noqa: E402
@@ -33,35 +35,7 @@ def write_designs(path: Path, designs: dict[str, str]) -> Path:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A full EsmForProteinFolding at toy size, saved like a downloaded checkpoint."""
-    from transformers import EsmConfig, EsmForProteinFolding
-    from transformers.models.esm.configuration_esm import get_default_vocab_list
-
-    structure_module = dict(
-        sequence_dim=32, pairwise_dim=16, ipa_dim=8, resnet_dim=16, num_heads_ipa=2, num_qk_points=2,
-        num_v_points=2, num_blocks=1, num_resnet_blocks=1,
-    )  # fmt: skip
-    trunk = dict(
-        num_blocks=1, sequence_state_dim=32, pairwise_state_dim=16, sequence_head_width=16,
-        pairwise_head_width=8, max_recycles=1, chunk_size=None, structure_module=structure_module,
-    )  # fmt: skip
-    config = EsmConfig(
-        vocab_size=33, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=1026, position_embedding_type="rotary", pad_token_id=1, mask_token_id=32,
-        token_dropout=True, emb_layer_norm_before=False, is_folding_model=True,
-        vocab_list=list(get_default_vocab_list()),
-        esmfold_config=dict(fp16_esm=True, lddt_head_hid_dim=16, trunk=trunk),
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = EsmForProteinFolding(config).eval()
-    with (
-        torch.no_grad()
-    ):  # random init predicts pLDDT ~0.5 everywhere: widen it so residues and designs differ
-        for layer in model.lddt_head:
-            if isinstance(layer, torch.nn.Linear):
-                layer.weight.mul_(30.0)
-    path = tmp_path_factory.mktemp("esmfold") / "tiny_esmfold"
-    model.save_pretrained(path)
-    return path
+    return build_tiny_esmfold(tmp_path_factory.mktemp("esmfold") / "tiny_esmfold")
 
 
 @pytest.fixture

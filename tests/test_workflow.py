@@ -1,0 +1,39 @@
+"""The smoke profile of the ACYP workflow: every command in a chain, on a CPU, in minutes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from protein_sedd.data.fasta import read_fasta
+
+from .conftest import REPO, acyp_available
+
+pytestmark = pytest.mark.skipif(not acyp_available(), reason="needs acyp/hypf.fa under $PROTEIN_SEDD_DATA")
+
+
+def test_smoke_workflow_writes_a_summary(tmp_path):
+    out = tmp_path / "smoke"
+    workflow = [sys.executable, str(REPO / "workflows" / "acyp.py"), "--smoke", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    result = subprocess.run(
+        [*workflow, "--device", "cpu"], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = (out / "summary.md").read_text()
+    for section in (
+        "## Likelihood (test split)",
+        "## Designs: sequence metrics",
+        "## Designs: folding",
+        "seconds",
+    ):
+        assert section in summary
+    assert "Folding skipped" not in summary  # the smoke profile folds with a toy ESMFold
+    designs = [r.sequence for r in read_fasta(out / "designs.fasta")]
+    assert len(designs) == 12 and all(set(d) <= set("ACDEFGHIKLMNPQRSTVWYX") for d in designs)
+    assert len(list((out / "fold_eval").glob("*.pdb"))) == 12
+    assert (out / "run" / "loss_curve.png").exists() and list((out / "seq_eval").glob("*.png"))
+    # a second run into the same folder is refused instead of overwriting it
+    again = subprocess.run(workflow, capture_output=True, text=True)
+    assert again.returncode != 0 and "already holds a workflow run" in again.stderr
