@@ -58,7 +58,7 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the estimate: same seed, same number."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
-    """Upper bound on -log p(x) (negative ELBO) in nats/sequence and bits/residue on held-out sequences."""
+    """Held-out -log p(x) in nats/sequence and bits/residue: the ELBO bound (SEDD) or exact NLL (model=ar)."""
     from protein_sedd.evaluation.likelihood import check_lengths, likelihood_report
     from protein_sedd.training.checkpoint import load_checkpoint
     from protein_sedd.training.trainer import select_device

@@ -28,9 +28,7 @@ def _open_text(path: Path):
     return io.TextIOWrapper(raw, encoding="utf-8", newline=None)
 
 
-def read_fasta(
-    path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool = True
-) -> list[FastaRecord]:
+def read_fasta(path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool = True) -> list[FastaRecord]:
     """Read every record of a FASTA file, normalised by the alphabet's policy.
 
     Raises `UserError` with one line naming the file (and record and position) for: a missing or
