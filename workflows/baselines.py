@@ -17,8 +17,8 @@ import torch
 
 from protein_sedd.baselines.unigram import unigram_log_probs, unigram_nll
 from protein_sedd.data.prepare import prepare_splits
-from protein_sedd.diffusion.likelihood import LN2, length_log_probs
-from protein_sedd.evaluation.likelihood import likelihood_report
+from protein_sedd.diffusion.likelihood import LN2
+from protein_sedd.evaluation.likelihood import length_term, likelihood_report
 from protein_sedd.training.checkpoint import load_checkpoint
 
 
@@ -41,9 +41,10 @@ def main() -> None:
         keys = ("bits_per_residue", "nats_per_sequence", "perplexity_bound", "n_sequences", "n_residues")
         rows[name] = {"kind": kind, "steps": int(checkpoint.config.step), **{k: report[k] for k in keys}}
     log_probs = unigram_log_probs([r.sequence for r in splits.train])
-    histogram = {int(k): int(v) for k, v in first.lengths.histogram}
-    log_p_length = length_log_probs(histogram, int(first.model.max_length))
-    nats = [unigram_nll(r.sequence, log_probs) - float(log_p_length[len(r.sequence)]) for r in splits.test]
+    length_nats = length_term(first, torch.tensor([len(r.sequence) for r in splits.test]))
+    nats = [
+        unigram_nll(r.sequence, log_probs) + float(n) for r, n in zip(splits.test, length_nats, strict=True)
+    ]
     residues = sum(len(r.sequence) for r in splits.test)
     rows["unigram"] = {
         "kind": "exact NLL", "steps": 0, "bits_per_residue": sum(nats) / residues / LN2,

@@ -24,6 +24,12 @@ def check_lengths(records: list[FastaRecord], max_length: int, source: str) -> N
             )
 
 
+def length_term(config, lengths: torch.Tensor) -> torch.Tensor:
+    """-log p(L) in nats for each length, from the checkpoint's training length histogram."""
+    histogram = {int(length): int(count) for length, count in config.lengths.histogram}
+    return -length_log_probs(histogram, int(config.model.max_length))[lengths]
+
+
 def sequence_bound(model, graph, tokens, *, t_samples: int, batch_size: int, seed: int, progress=None):
     """-log p(x | L) per sequence: exact for the autoregressive baseline, the ELBO bound for SEDD."""
     if model.config.causal:
@@ -58,10 +64,8 @@ def likelihood_report(
         elbo = sequence_bound(
             model, graph, tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
         )
-    histogram = {int(length): int(count) for length, count in config.lengths.histogram}
-    log_p_length = length_log_probs(histogram, int(config.model.max_length))
     lengths = torch.tensor([len(t) for t in tokens])
-    length_nats = -log_p_length[lengths]
+    length_nats = length_term(config, lengths)
     total = elbo + length_nats
     n_residues = int(lengths.sum())
     n = len(records)
