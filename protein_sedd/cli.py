@@ -14,6 +14,7 @@ try:  # typer >= 0.22 vendors click; older releases use the click package
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors
 
+from protein_sedd.distributed import is_main_process
 from protein_sedd.errors import UserError
 
 app = typer.Typer(
@@ -37,7 +38,8 @@ app.command("seq-eval")(seq_eval.seq_eval)
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    if is_main_process():  # N torchrun ranks meet the same mistake; one line is enough
+        print(f"error: {message}", file=sys.stderr)
     return 2
 
 

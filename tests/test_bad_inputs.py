@@ -177,8 +177,11 @@ def test_unwritable_outputs(synthetic_run, esmfold, tmp_path, capsys):
         (["design", "--n", "0"], "--n"),
         (["design", "--steps", "-5"], "--steps"),
         (["design", "--predictor", "magic"], "magic"),
+        (["design", "--seed", "-1"], "--seed"),
+        (["design", "--devices", "0"], "--devices"),
         (["fold-eval", "--plddt-threshold", "170"], "--plddt-threshold"),
         (["fold-eval", "--backend", "alphafold"], "alphafold"),
+        (["fold-eval", "--devices", "-2"], "--devices"),
         (["seq-eval", "--reference", "pfam"], "pfam"),
     ],
 )

@@ -171,14 +171,13 @@ def test_uniforms_are_float64_with_finer_than_float32_resolution():
 
 @pytest.mark.parametrize("predictor", ["analytic", "euler"])
 def test_absorbing_sampler_reproduces_the_distribution_from_exact_scores(predictor):
-    generator = torch.Generator().manual_seed(0)
     result = sample(
         AbsorbingOracle(),
         ABSORBING,
         LogLinearNoise(),
         masked_starts([8] * 4000),
         steps=64,
-        generator=generator,
+        seed=0,
         predictor=predictor,
         batch_size=4000,
     )
@@ -186,14 +185,13 @@ def test_absorbing_sampler_reproduces_the_distribution_from_exact_scores(predict
 
 
 def test_uniform_sampler_reproduces_the_distribution_from_exact_scores():
-    generator = torch.Generator().manual_seed(0)
     result = sample(
         UniformOracle(),
         UNIFORM,
         GeometricNoise(),
         masked_starts([8] * 3000),
         steps=128,
-        generator=generator,
+        seed=0,
         batch_size=3000,
     )
     assert not result.cached
@@ -209,7 +207,7 @@ def test_infilling_samples_the_conditional_distribution():
         LogLinearNoise(),
         [template] * 3000,
         steps=32,
-        generator=torch.Generator().manual_seed(0),
+        seed=0,
         batch_size=1000,
     )
     counts = Counter(result.sequences)
@@ -225,7 +223,7 @@ def test_cache_gives_identical_draws_with_fewer_network_passes():
             LogLinearNoise(),
             masked_starts([8] * 500 + [6] * 300),
             steps=128,
-            generator=torch.Generator().manual_seed(3),
+            seed=3,
             cache=cache,
             batch_size=256,
         )

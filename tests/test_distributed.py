@@ -1,10 +1,27 @@
-"""Data-parallel training on the CPU: two gloo ranks through `protein-sedd train --devices 2`."""
+"""Data parallelism on the CPU: two gloo ranks through `--devices 2` for train, design and fold-eval."""
 
+import numpy as np
+import pandas as pd
+import pytest
 import torch
 from safetensors.torch import load_file
 
+from protein_sedd.cli import main
+from protein_sedd.evaluation.tiny_esmfold import build_tiny_esmfold
+
 from .conftest import run_cli, write_synthetic_fasta
 from .test_train import _quick_args
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_per_rank(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two ranks on two cores; one process runs alike
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
 
 
 def test_two_ranks_hold_identical_weights_and_write_one_checkpoint(tmp_path, monkeypatch):
@@ -12,7 +29,6 @@ def test_two_ranks_hold_identical_weights_and_write_one_checkpoint(tmp_path, mon
     dumps = tmp_path / "ranks"
     dumps.mkdir()
     monkeypatch.setenv("PROTEIN_SEDD_RANK_WEIGHTS", str(dumps))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     run = tmp_path / "ddp"
     code, _, _ = run_cli([*_quick_args(fasta, run, 4), "--devices", "2"])
     assert code == 0
@@ -38,3 +54,76 @@ def test_two_ranks_hold_identical_weights_and_write_one_checkpoint(tmp_path, mon
     assert state["step"] == 4
     for name, tensor in state["model"].items():
         assert torch.equal(tensor, rank0[name])
+
+
+def test_design_on_two_ranks_writes_the_same_designs_as_one_process(tmp_path, capfd):
+    args = ["design", "--n", "10", "--length-range", "8:40", "--steps", "16", "--batch-size", "4"]
+    args += ["--seed", "5", "--device", "cpu"]
+    alone, shared = tmp_path / "alone.fasta", tmp_path / "shared.fasta"
+    assert main([*args, "--out", str(alone)]) == 0
+    capfd.readouterr()
+    assert main([*args, "--out", str(shared), "--devices", "2"]) == 0
+    log = capfd.readouterr().err
+    assert shared.read_text() == alone.read_text()
+    assert len(shared.read_text().splitlines()) == 20
+    assert "2 ranks sharing 3 batches" in log
+    assert "32/32" in log  # rank 0's bar: batches 0 and 2 of 3, 16 steps each; rank 1 ran batch 1
+    assert log.count("wrote ") == 1 and "Traceback" not in log
+
+
+def test_fold_eval_on_two_ranks_matches_one_process(tmp_path, capfd):
+    esmfold = build_tiny_esmfold(tmp_path / "esmfold")
+    designs = tmp_path / "designs.fasta"
+    sequences = [
+        "GSHMKKLLPPQQ",
+        "ACDEFGHIKLMNPQRSTVWY",
+        "MKVLAAGIVGAVLLAMKVLAEE",
+        "MSTNPKPQRKTKRNTNRRPQDVKFPGG",
+    ]
+    sequences.append("MADEEKLPPGWEKRMSRSSGRVYYFNHITNASQWERPSG")
+    designs.write_text("".join(f">d{i}\n{s}\n" for i, s in enumerate(sequences)))
+    args = [
+        "fold-eval",
+        str(designs),
+        "--model",
+        str(esmfold),
+        "--device",
+        "cpu",
+        "--max-tokens-per-batch",
+        "60",
+    ]
+    assert main([*args, "--out-dir", str(tmp_path / "alone")]) == 0  # 3 batches: rounds (0, 1) and (2)
+    assert main([*args, "--out-dir", str(tmp_path / "shared"), "--devices", "2"]) == 0
+    alone = pd.read_csv(tmp_path / "alone" / "results.csv")
+    shared = pd.read_csv(tmp_path / "shared" / "results.csv")
+    assert shared["id"].tolist() == [f"d{i}" for i in range(5)] == alone["id"].tolist()
+    for column in ("mean_plddt", "ptm"):
+        assert np.allclose(shared[column], alone[column], atol=1e-3)
+    pdbs = sorted(p.name for p in (tmp_path / "shared").glob("*.pdb"))
+    assert (
+        pdbs == sorted(p.name for p in (tmp_path / "alone").glob("*.pdb")) == [f"d{i}.pdb" for i in range(5)]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no .partial left
+    assert capfd.readouterr().err.count("Traceback") == 0
+
+
+def test_a_mistake_every_rank_meets_is_reported_once(tmp_path, capfd):
+    code = main(
+        ["design", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "d.fasta")]
+        + ["--devices", "2", "--device", "cpu"]
+    )
+    assert code == 2
+    assert "missing" in _one_error_line(capfd.readouterr().err)
+    assert not (tmp_path / "d.fasta").exists()
+
+
+def test_a_mistake_rank_0_finds_stops_every_rank(tmp_path, capfd):
+    designs = tmp_path / "designs.fasta"
+    designs.write_text(">d1\nMKVLAAGIVG\n")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    code = main(["fold-eval", str(designs), "--model", "unused", "--out-dir", str(taken), "--devices", "2"])
+    assert code == 2
+    assert "not empty" in _one_error_line(capfd.readouterr().err)
+    assert sorted(p.name for p in taken.iterdir()) == ["notes.txt"]

@@ -10,11 +10,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from protein_sedd.commands.ranks import run_on_ranks
+from protein_sedd.distributed import check_devices, distributed
 from protein_sedd.errors import UserError
 
 
 def _check_options(
-    n, steps, batch_size, predictor, out, length, length_range, template, fix, redesign
+    n, steps, seed, batch_size, predictor, out, length, length_range, template, fix, redesign
 ) -> None:
     from protein_sedd.diffusion.transitions import PREDICTORS
 
@@ -22,6 +24,8 @@ def _check_options(
         raise UserError(f"--n {n}: the number of designs must be >= 1")
     if steps < 1:
         raise UserError(f"--steps {steps}: must be >= 1")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: must be >= 0")
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be >= 1")
     if predictor not in PREDICTORS:
@@ -104,6 +108,7 @@ def _log(console: Console, text: str) -> None:
 
 
 def design(
+    ctx: typer.Context,
     checkpoint: Path = typer.Option(
         None,
         "--checkpoint",
@@ -119,7 +124,9 @@ def design(
         Path("designs.fasta"), "--out", help="Output FASTA (written whole, or not at all)."
     ),
     seed: int = typer.Option(
-        0, "--seed", help="Random seed: same seed, device and batch size, same designs."
+        0,
+        "--seed",
+        help="Random seed: same seed, device and batch size, same designs (whatever the number of ranks).",
     ),
     batch_size: int = typer.Option(128, "--batch-size", help="Sequences sampled together (bounds memory)."),
     predictor: str = typer.Option("analytic", "--predictor", help="analytic (Tweedie tau-leaping) or euler."),
@@ -142,6 +149,9 @@ def design(
     cache: bool = typer.Option(
         True, "--cache/--no-cache", help="Re-run the network only on changed sequences (where it applies)."
     ),
+    devices: int = typer.Option(
+        1, "--devices", help="Share the batches among N local ranks (one per GPU; gloo processes on a CPU)."
+    ),
 ) -> None:
     """Design protein sequences with a trained SEDD checkpoint; writes a FASTA file."""
     import torch
@@ -151,74 +161,100 @@ def design(
     from protein_sedd.data.fasta import write_fasta
     from protein_sedd.diffusion.graph import build_graph
     from protein_sedd.diffusion.noise import build_noise
-    from protein_sedd.diffusion.sampling import masked_starts, sample
+    from protein_sedd.diffusion.sampling import masked_starts, sample_batches
     from protein_sedd.training.checkpoint import load_checkpoint
     from protein_sedd.training.trainer import select_device
 
-    _check_options(n, steps, batch_size, predictor, out, length, length_range, template, fix, redesign)
+    _check_options(n, steps, seed, batch_size, predictor, out, length, length_range, template, fix, redesign)
+    check_devices(devices, device)
+    if devices > 1:
+        run_on_ranks(ctx, devices)
     if checkpoint is None:
         from protein_sedd.pretrained import bundled_checkpoint
 
         checkpoint = bundled_checkpoint()
     conditional = _conditional_start(template, fix, redesign)
-    dev = select_device(device)
-    loaded = load_checkpoint(checkpoint, dev)
-    config, model = loaded.config, loaded.model
-    if config.model.get("causal", False):
-        raise UserError(
-            f"{checkpoint}: the autoregressive baseline (model=ar) cannot design; use a SEDD checkpoint"
-        )
-    max_length = int(config.model.max_length)
-    if conditional is not None:
-        start, note = conditional
-        check_length(len(start), max_length, "--template" if template is not None else f"--fix {fix}")
-        starts = [start] * n
-        note += f" designed={int((start == ALPHABET.mask_index).sum())}"
-    else:
-        length_generator = torch.Generator().manual_seed(seed)  # on the CPU: lengths never depend on --device
-        starts, note = masked_starts(_lengths(n, length, length_range, config, length_generator)), ""
-    graph = build_graph(config.graph.name, ALPHABET)
-    noise = build_noise(config.noise)
-    name = _run_name(loaded.path)
+    requested = select_device(device)
+    with distributed(requested) as ranks:
+        dev = ranks.device(requested)
+        loaded = load_checkpoint(checkpoint, dev)
+        config, model = loaded.config, loaded.model
+        if config.model.get("causal", False):
+            raise UserError(
+                f"{checkpoint}: the autoregressive baseline (model=ar) cannot design; use a SEDD checkpoint"
+            )
+        max_length = int(config.model.max_length)
+        if conditional is not None:
+            start, note = conditional
+            check_length(len(start), max_length, "--template" if template is not None else f"--fix {fix}")
+            starts = [start] * n
+            note += f" designed={int((start == ALPHABET.mask_index).sum())}"
+        else:
+            length_generator = torch.Generator().manual_seed(seed)  # on the CPU: never depends on --device
+            starts, note = masked_starts(_lengths(n, length, length_range, config, length_generator)), ""
+        graph = build_graph(config.graph.name, ALPHABET)
+        noise = build_noise(config.noise)
 
-    console = Console(stderr=True)
-    _log(
-        console,
-        f"design: {n} designs, {steps} steps, predictor {predictor}, {_cache_note(model, graph, cache)}, "
-        f"device {dev.type}, checkpoint {loaded.path}",
-    )
-    columns = [
-        TextColumn("[bold blue]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    ]
-    began = time.perf_counter()
-    with Progress(*columns, console=console) as progress:
-        step_task = progress.add_task("steps", total=steps * math.ceil(n / batch_size))
-        design_task = progress.add_task("designs", total=n)
-        result = sample(
-            model,
-            graph,
-            noise,
-            starts,
-            steps=steps,
-            predictor=predictor,
-            cache=cache,
-            batch_size=batch_size,
-            generator=torch.Generator(device=dev).manual_seed(seed),
-            on_step=lambda: progress.advance(step_task),
-            on_designs=lambda k: progress.advance(design_task, k),
+        console = Console(stderr=True, quiet=not ranks.is_main)
+        batches = math.ceil(n / batch_size)
+        _log(
+            console,
+            f"design: {n} designs, {steps} steps, predictor {predictor}, {_cache_note(model, graph, cache)}, "
+            f"device {dev.type}{_ranks_note(ranks.world_size, batches)}, checkpoint {loaded.path}",
         )
+        own_batches = sum(ranks.owns(b) for b in range(batches))
+        columns = [
+            TextColumn("[bold blue]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        ]
+        began = time.perf_counter()
+        with Progress(*columns, console=console, disable=not ranks.is_main) as progress:
+            label = "steps" if not ranks.enabled else "steps (rank 0)"
+            step_task = progress.add_task(label, total=steps * own_batches)
+            designed = list(
+                sample_batches(
+                    model,
+                    graph,
+                    noise,
+                    starts,
+                    steps=steps,
+                    seed=seed,
+                    predictor=predictor,
+                    cache=cache,
+                    batch_size=batch_size,
+                    runs_batch=ranks.owns,
+                    on_step=lambda: progress.advance(step_task),
+                )
+            )
+        gathered = ranks.gather(designed)
+    if gathered is None:
+        return  # not rank 0: rank 0 writes
     elapsed = time.perf_counter() - began
+    sequences = [""] * n
+    for batch in (batch for rank_batches in gathered for batch in rank_batches):
+        for index, sequence in zip(batch.indices, batch.sequences, strict=True):
+            sequences[index] = sequence
+    network_rows = sum(batch.network_rows for rank_batches in gathered for batch in rank_batches)
     header = "design_{:04d} length={} steps={} seed={} predictor={} checkpoint={}{}"
+    name = _run_name(loaded.path)
     records = [
         (header.format(i, len(seq), steps, seed, predictor, name, note), seq)
-        for i, seq in enumerate(result.sequences, start=1)
+        for i, seq in enumerate(sequences, start=1)
     ]
     write_fasta(out, records)
     _log(
         console,
         f"wrote {out}: {n} designs in {elapsed:.1f} s ({n / elapsed:.2f} designs/s); network evaluations: "
-        f"{result.network_rows} sequence passes (uncached: {n * (steps + 1)})",
+        f"{network_rows} sequence passes (uncached: {n * (steps + 1)})",
     )
+
+
+def _ranks_note(world_size: int, batches: int) -> str:
+    if world_size == 1:
+        return ""
+    note = f", {world_size} ranks sharing {batches} batches"
+    if batches < world_size:
+        note += f" ({world_size - batches} ranks idle: lower --batch-size to give every rank a batch)"
+    return note

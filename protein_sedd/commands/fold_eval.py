@@ -16,7 +16,9 @@ from pathlib import Path
 
 import typer
 
+from protein_sedd.commands.ranks import run_on_ranks
 from protein_sedd.data.fasta import FastaRecord, read_fasta
+from protein_sedd.distributed import check_devices, distributed
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation import folding
 from protein_sedd.evaluation.reports import (
@@ -35,6 +37,7 @@ BEST_SHOWN = 10
 
 
 def fold_eval(
+    ctx: typer.Context,
     designs: Path = typer.Argument(
         ..., help="FASTA file of designs (e.g. designs.fasta from `design`).", show_default=False
     ),
@@ -67,23 +70,37 @@ def fold_eval(
         "--chunk-size",
         help="Trunk attention chunk size: lower saves memory on long chains; 0 turns chunking off.",
     ),
+    devices: int = typer.Option(
+        1, "--devices", help="Share the batches among N local ranks (one per GPU; gloo processes on a CPU)."
+    ),
 ) -> None:
     """Fold every design with ESMFold; report pLDDT, pTM and the success rate (mean pLDDT >= threshold)."""
     _check_options(backend, plddt_threshold, device, max_tokens_per_batch, chunk_size)
+    check_devices(devices, device)
     records = read_fasta(designs, unique_ids=True)
     _check_lengths(designs, records)
     file_names = _pdb_names(designs, records)
     target = out_dir if out_dir is not None else designs.with_name(f"{designs.stem}_fold_eval")
-    work = _working_dir(target)
-    results = _Results(records, file_names, work, plddt_threshold, _model_label(model), backend)
-    results.load_previous()
-    todo = [r for r in records if not results.has(r)]
-    if todo:
-        backend_impl = folding.load_backend(
-            backend, model, folding.resolve_device(device), chunk_size or None
-        )
-        work.mkdir(parents=True, exist_ok=True)
-        _fold(backend_impl, todo, results, max_tokens_per_batch)
+    if devices > 1:
+        run_on_ranks(ctx, devices)
+    requested = folding.resolve_device(device)
+    with distributed(requested) as ranks:
+
+        def earlier_results() -> tuple[Path, _Results]:  # rank 0 alone reads and writes the output folder
+            work = _working_dir(target)
+            results = _Results(records, file_names, work, plddt_threshold, _model_label(model), backend)
+            results.load_previous()
+            return work, results
+
+        work, results = ranks.from_main(earlier_results)
+        todo = [r for r in records if not results.has(r)]
+        if todo:
+            backend_impl = folding.load_backend(backend, model, ranks.device(requested), chunk_size or None)
+            if ranks.is_main:
+                work.mkdir(parents=True, exist_ok=True)
+            _fold(backend_impl, todo, results, max_tokens_per_batch, ranks)
+    if not ranks.is_main:
+        return
 
     work.mkdir(parents=True, exist_ok=True)
     frame, summary = results.save()
@@ -261,16 +278,28 @@ def _previous_results(work: Path, model_label: str) -> dict[str, dict]:
     return {row["id"]: row for row in frame[RESULT_COLUMNS].to_dict("records")}
 
 
-def _fold(backend_impl, todo: list[FastaRecord], results: _Results, max_tokens: int) -> None:
+def _fold(backend_impl, todo: list[FastaRecord], results: _Results, max_tokens: int, ranks) -> None:
+    """Fold in rounds of one length-sorted batch per rank; rank 0 gathers each round and saves it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    sequences = [r.sequence for r in todo]
+    batches = folding.plan_batches([len(s) for s in sequences], max_tokens)
     columns = (TextColumn("folding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    console = Console(stderr=True, quiet=not ranks.is_main)
+    with Progress(*columns, console=console, transient=True, disable=not ranks.is_main) as progress:
         task = progress.add_task("fold", total=len(todo))
-        sequences = [r.sequence for r in todo]
-        for indices, folded in folding.fold_in_batches(backend_impl, sequences, max_tokens):
-            for index, design in zip(indices, folded, strict=True):
-                results.add(todo[index], design)
-            results.save()  # after every batch: an interrupted run resumes from here
-            progress.advance(task, len(indices))
+        for first in range(0, len(batches), ranks.world_size):
+            mine = first + ranks.rank
+            folded = (
+                list(folding.fold_batch(backend_impl, sequences, batches[mine]))
+                if mine < len(batches)
+                else []
+            )
+            for part in ranks.gather(folded) or []:  # None on ranks other than 0
+                for indices, designs in part:
+                    for index, design in zip(indices, designs, strict=True):
+                        results.add(todo[index], design)
+                    progress.advance(task, len(indices))
+            if ranks.is_main:
+                results.save()  # after every round: an interrupted run resumes from here

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +9,9 @@ import typer
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from protein_sedd.commands.ranks import arguments_given
 from protein_sedd.config import compose_config, config_dir
+from protein_sedd.distributed import check_devices, launch_ranks, world_size_from_env
 from protein_sedd.errors import UserError
 from protein_sedd.paths import check_output_path
 
@@ -60,13 +59,8 @@ def _compose_resumed(run_dir: Path, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def launch_data_parallel(devices: int, args: list[str]) -> int:
-    """`--devices N`: rerun this command as N torchrun ranks on this machine; returns their exit code."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}"]
-    return subprocess.call([*command, "-m", "protein_sedd.train", *args])
-
-
 def train(
+    ctx: typer.Context,
     overrides: list[str] = typer.Argument(
         None,
         help="Hydra overrides, e.g. model=small trainer.batch_size=128 trainer.lr=3e-4",
@@ -102,9 +96,8 @@ def train(
         cfg = _compose_new(dataset, fasta, overrides)
     if max_steps is not None:
         cfg.trainer.max_steps = max_steps
-    if devices < 1:
-        raise UserError(f"--devices {devices}: must be >= 1")
-    under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    check_devices(devices, device)
+    under_torchrun = world_size_from_env() > 1
     if out is None:
         if under_torchrun:
             raise UserError("under torchrun pass --out RUN_DIR, so that every rank writes to the same run")
@@ -113,13 +106,10 @@ def train(
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     check_output_path(out, "--out")
-    if devices > 1 and not under_torchrun:
-        args = [*overrides, "--out", str(out), "--device", device]
-        args += ["--dataset", dataset] if dataset else []
-        args += ["--fasta", str(fasta)] if fasta else []
-        args += ["--max-steps", str(max_steps)] if max_steps is not None else []
-        args += ["--resume"] if resume else []
-        raise typer.Exit(launch_data_parallel(devices, args))
+    if devices > 1:
+        args = arguments_given(ctx, leave_out="devices")
+        args[1:1] = ["--out", str(out)]  # the default name holds a timestamp: fix it once, for every rank
+        raise typer.Exit(launch_ranks(devices, args))
     result = run_training(cfg, out, resume=resume, device=device)
     if result.interrupted:
         raise typer.Exit(130)

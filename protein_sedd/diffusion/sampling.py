@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from protein_sedd.data.alphabet import ALPHABET
@@ -159,7 +160,61 @@ def masked_starts(lengths: list[int], mask_index: int = ALPHABET.mask_index) -> 
     return [torch.full((length,), mask_index, dtype=torch.long) for length in lengths]
 
 
+def plan_batches(starts: list[torch.Tensor], batch_size: int) -> list[list[int]]:
+    """Start indices in batches of `batch_size`, in length order (less padding); fixed by the starts alone."""
+    order = sorted(range(len(starts)), key=lambda i: (len(starts[i]), i))
+    return [order[first : first + batch_size] for first in range(0, len(order), batch_size)]
+
+
+def batch_generator(seed: int, batch: int, device) -> torch.Generator:
+    """Batch `batch`'s own random stream, keyed by (seed, batch).
+
+    Whichever process runs a batch, and in whatever order, it makes the same draws: designs depend on
+    the seed and the batch size, never on how many ranks share the work.
+    """
+    high, low = np.random.SeedSequence([seed, batch]).generate_state(2, dtype=np.uint32)
+    return torch.Generator(device=device).manual_seed((int(high) << 31) | (int(low) >> 1))  # < 2**63
+
+
+@dataclass
+class DesignedBatch:
+    indices: list[int]  # positions in the list of starts
+    sequences: list[str]
+    network_rows: int
+
+
 @torch.inference_mode()
+def sample_batches(
+    model,
+    graph,
+    noise,
+    starts: list[torch.Tensor],
+    *,
+    steps: int,
+    seed: int,
+    predictor: str = "analytic",
+    cache: bool = True,
+    batch_size: int = 128,
+    runs_batch: Callable[[int], bool] = lambda batch: True,
+    on_step: Callable[[], None] | None = None,
+) -> Iterator[DesignedBatch]:
+    """Design the batches of `plan_batches(starts, batch_size)` that `runs_batch` picks, one at a time."""
+    device = next(model.parameters()).device
+    sigmas = sigma_grid(noise, steps)
+    run = _sample_absorbing if graph.name == "absorbing" else _sample_uniform
+    for number, batch in enumerate(plan_batches(starts, batch_size)):
+        if not runs_batch(number):
+            continue
+        x, lengths = _pad_batch([starts[i] for i in batch], graph.pad_index, device)
+        scores = NetworkScores(model, graph, x, lengths, cache)
+        generator = batch_generator(seed, number, device)
+        x = run(scores, graph, x, sigmas, predictor, generator, on_step or (lambda: None)).cpu()
+        if bool((x == graph.mask_index).any()):
+            raise RuntimeError("internal error: a mask token survived the final denoising step")
+        sequences = [ALPHABET.decode(x[row, : len(starts[i])]) for row, i in enumerate(batch)]
+        yield DesignedBatch(batch, sequences, scores.rows_run)
+
+
 def sample(
     model,
     graph,
@@ -167,35 +222,33 @@ def sample(
     starts: list[torch.Tensor],
     *,
     steps: int,
-    generator: torch.Generator,
+    seed: int,
     predictor: str = "analytic",
     cache: bool = True,
     batch_size: int = 128,
     on_step: Callable[[], None] | None = None,
-    on_designs: Callable[[int], None] | None = None,
 ) -> SampleResult:
     """Design one sequence per start row (mask token = position to design), in input order.
 
-    Rows are batched in length order to limit padding; memory is bounded by `batch_size` whatever the
-    number of starts. `generator` lives on the model's device; with the same seed, device and batch
-    size the output is repeatable, and the cache never changes it.
+    Memory is bounded by `batch_size` whatever the number of starts. With the same seed, device and
+    batch size the output is repeatable, and the cache never changes it.
     """
-    device = next(model.parameters()).device
-    sigmas = sigma_grid(noise, steps)
-    run = _sample_absorbing if graph.name == "absorbing" else _sample_uniform
-    order = sorted(range(len(starts)), key=lambda i: len(starts[i]))
     sequences: list[str] = [""] * len(starts)
     rows_run = 0
-    for first in range(0, len(order), batch_size):
-        batch = order[first : first + batch_size]
-        x, lengths = _pad_batch([starts[i] for i in batch], graph.pad_index, device)
-        scores = NetworkScores(model, graph, x, lengths, cache)
-        x = run(scores, graph, x, sigmas, predictor, generator, on_step or (lambda: None)).cpu()
-        rows_run += scores.rows_run
-        if bool((x == graph.mask_index).any()):
-            raise RuntimeError("internal error: a mask token survived the final denoising step")
-        for row, index in enumerate(batch):
-            sequences[index] = ALPHABET.decode(x[row, : len(starts[index])])
-        if on_designs is not None:
-            on_designs(len(batch))
+    batches = sample_batches(
+        model,
+        graph,
+        noise,
+        starts,
+        steps=steps,
+        seed=seed,
+        predictor=predictor,
+        cache=cache,
+        batch_size=batch_size,
+        on_step=on_step,
+    )
+    for designed in batches:
+        rows_run += designed.network_rows
+        for index, sequence in zip(designed.indices, designed.sequences, strict=True):
+            sequences[index] = sequence
     return SampleResult(sequences, rows_run, cache and cache_applies(model, graph))

@@ -275,10 +275,13 @@ def fold_in_batches(
     """Fold `sequences`; yields (indices, results) per batch. A batch that runs out of GPU memory is split."""
     lengths = [len(s) for s in sequences]
     for batch in plan_batches(lengths, max_tokens):
-        yield from _fold_splitting(backend, sequences, batch)
+        yield from fold_batch(backend, sequences, batch)
 
 
-def _fold_splitting(backend, sequences, batch: list[int]):
+def fold_batch(
+    backend, sequences: Sequence[str], batch: list[int]
+) -> Iterator[tuple[list[int], list[FoldedDesign]]]:
+    """Fold sequences[i] for i in `batch`, halving the batch each time it runs out of GPU memory."""
     try:
         yield batch, backend.fold([sequences[i] for i in batch])
     except torch.cuda.OutOfMemoryError:
@@ -286,5 +289,5 @@ def _fold_splitting(backend, sequences, batch: list[int]):
             raise
         torch.cuda.empty_cache()
         half = len(batch) // 2
-        yield from _fold_splitting(backend, sequences, batch[:half])
-        yield from _fold_splitting(backend, sequences, batch[half:])
+        yield from fold_batch(backend, sequences, batch[:half])
+        yield from fold_batch(backend, sequences, batch[half:])

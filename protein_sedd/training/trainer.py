@@ -31,6 +31,7 @@ from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.diffusion.loss import score_entropy_loss
 from protein_sedd.diffusion.noise import build_noise
+from protein_sedd.distributed import Distributed, distributed
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation.likelihood import sequence_bound
 from protein_sedd.model import DDiT, DDiTConfig
@@ -41,7 +42,6 @@ from protein_sedd.training.checkpoint import (
     resolve_checkpoint_dir,
     save_checkpoint,
 )
-from protein_sedd.training.distributed import Distributed, init_distributed, shutdown
 from protein_sedd.training.ema import EMA
 from protein_sedd.training.metrics import MetricsLog, plot_loss_curve
 
@@ -198,11 +198,8 @@ def train(
 ):
     validate_config(cfg)
     requested = select_device(device)
-    ranks = init_distributed(requested)
-    try:
+    with distributed(requested) as ranks:
         return _train(cfg, Path(run_dir), resume, ranks.device(requested), ranks, console)
-    finally:
-        shutdown(ranks)
 
 
 def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, ranks: Distributed, console):

@@ -74,7 +74,7 @@ def timed_run(model, graph, noise, args, device, cache: bool):
         masked_starts([args.length] * args.n),
         steps=args.steps,
         cache=cache,
-        generator=torch.Generator(device=device).manual_seed(args.seed),
+        seed=args.seed,
         batch_size=args.batch_size,
     )
     if device.type == "cuda":
