@@ -127,3 +127,34 @@ def test_a_mistake_rank_0_finds_stops_every_rank(tmp_path, capfd):
     assert code == 2
     assert "not empty" in _one_error_line(capfd.readouterr().err)
     assert sorted(p.name for p in taken.iterdir()) == ["notes.txt"]
+
+
+def test_the_command_line_is_rebuilt_for_the_ranks_without_devices():
+    import typer
+
+    from protein_sedd.commands.ranks import arguments_given
+
+    seen = []
+    app = typer.Typer()
+
+    @app.command()
+    def command(
+        ctx: typer.Context,
+        paths: list[str] = typer.Argument(None),
+        n: int = typer.Option(3, "--n"),
+        seed: int = typer.Option(0, "--seed"),
+        cache: bool = typer.Option(True, "--cache/--no-cache"),
+        resume: bool = typer.Option(False, "--resume"),
+        devices: int = typer.Option(1, "--devices"),
+    ):
+        seen.append((arguments_given(ctx, leave_out="devices"), dict(ctx.params)))
+
+    def run(args):
+        typer.main.get_command(app).main(args=args, prog_name="command", standalone_mode=False)
+
+    run(["--no-cache", "--devices", "4", "x.fa", "--seed", "0", "--resume", "--", "-y.fa"])
+    rebuilt, params = seen[-1]
+    # defaults stay out (--n), values typed equal to a default stay in (--seed 0), positionals after "--"
+    assert rebuilt == ["command", "--seed", "0", "--no-cache", "--resume", "--", "x.fa", "-y.fa"]
+    run(rebuilt[1:])
+    assert seen[-1][1] == {**params, "devices": 1}

@@ -3,6 +3,7 @@
     python workflows/acyp.py --out runs/acyp-pipeline                 # full profile (hours on a CPU)
     python workflows/acyp.py --smoke --out /tmp/acyp-smoke            # the whole chain in a few minutes
     python workflows/acyp.py --out DIR --esmfold /path/to/esmfold_v1  # fold with real weights
+    python workflows/acyp.py --out DIR --devices 8                    # train, design, fold on 8 GPUs
 
 Every step is the project's own command line, so the summary is what a user would get by hand.
 The smoke profile trains a tiny model briefly and folds with a toy random-init ESMFold. The full
@@ -119,6 +120,9 @@ def main() -> None:
         "--esmfold", help="ESMFold weights: a local directory or facebook/esmfold_v1 in the HF cache"
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--devices", type=int, default=1, help="ranks for train, design and fold-eval (one per GPU)"
+    )
     args = parser.parse_args()
     profile = PROFILES["smoke" if args.smoke else "full"]
     out = args.out
@@ -127,12 +131,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     timings, fold_note = {}, None
     run, designs, device = str(out / "run"), out / "designs.fasta", ["--device", args.device]
+    ranks = ["--devices", str(args.devices)]
     commands = {
-        "train": ["train", "--dataset", "acyp", "--out", run, *device, *profile["train"]],
+        "train": ["train", "--dataset", "acyp", "--out", run, *device, *ranks, *profile["train"]],
         "evaluate": ["evaluate", "--checkpoint", run, "--dataset", "acyp", "--split", "test",
                      "--json", str(out / "evaluate.json"), *device, *profile["evaluate"]],
-        "design": ["design", "--checkpoint", run, "--out", str(designs), *device, *profile["design"]],
-        "fold-eval": ["fold-eval", str(designs), "--out-dir", str(out / "fold_eval"), *device],
+        "design": ["design", "--checkpoint", run, "--out", str(designs), *device, *ranks, *profile["design"]],
+        "fold-eval": ["fold-eval", str(designs), "--out-dir", str(out / "fold_eval"), *device, *ranks],
         "seq-eval": ["seq-eval", str(designs), "--reference", "acyp", "--out-dir", str(out / "seq_eval")],
     }  # fmt: skip
     with open(out / "workflow.log", "w") as log:

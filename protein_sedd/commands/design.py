@@ -88,6 +88,32 @@ def _lengths(n, length, length_range, config, generator) -> list[int]:
     return lengths_from_histogram(list(histogram), n, max_length, generator)
 
 
+def _starts(conditional, n, seed, length, length_range, config, template, fix):
+    """(one start row per design, header note): the template or --fix row n times, or all-mask rows."""
+    import torch
+
+    from protein_sedd.data.alphabet import ALPHABET
+    from protein_sedd.data.design_starts import check_length
+    from protein_sedd.diffusion.sampling import masked_starts
+
+    if conditional is not None:
+        start, note = conditional
+        where = "--template" if template is not None else f"--fix {fix}"
+        check_length(len(start), int(config.model.max_length), where)
+        return [start] * n, note + f" designed={int((start == ALPHABET.mask_index).sum())}"
+    length_generator = torch.Generator().manual_seed(seed)  # on the CPU: lengths never depend on --device
+    return masked_starts(_lengths(n, length, length_range, config, length_generator)), ""
+
+
+def _in_input_order(batches, n: int) -> tuple[list[str], int]:
+    """(the n designs in input order, network passes) from designed batches in any order."""
+    sequences = [""] * n
+    for batch in batches:
+        for index, sequence in zip(batch.indices, batch.sequences, strict=True):
+            sequences[index] = sequence
+    return sequences, sum(batch.network_rows for batch in batches)
+
+
 def _run_name(checkpoint_dir: Path) -> str:
     """The run directory's name (`runs/acyp-tiny/checkpoint` -> acyp-tiny), safe inside a FASTA header."""
     name = checkpoint_dir.parent.name if checkpoint_dir.name.startswith("checkpoint") else checkpoint_dir.name
@@ -154,14 +180,11 @@ def design(
     ),
 ) -> None:
     """Design protein sequences with a trained SEDD checkpoint; writes a FASTA file."""
-    import torch
-
     from protein_sedd.data.alphabet import ALPHABET
-    from protein_sedd.data.design_starts import check_length
     from protein_sedd.data.fasta import write_fasta
     from protein_sedd.diffusion.graph import build_graph
     from protein_sedd.diffusion.noise import build_noise
-    from protein_sedd.diffusion.sampling import masked_starts, sample_batches
+    from protein_sedd.diffusion.sampling import sample_batches
     from protein_sedd.training.checkpoint import load_checkpoint
     from protein_sedd.training.trainer import select_device
 
@@ -183,15 +206,7 @@ def design(
             raise UserError(
                 f"{checkpoint}: the autoregressive baseline (model=ar) cannot design; use a SEDD checkpoint"
             )
-        max_length = int(config.model.max_length)
-        if conditional is not None:
-            start, note = conditional
-            check_length(len(start), max_length, "--template" if template is not None else f"--fix {fix}")
-            starts = [start] * n
-            note += f" designed={int((start == ALPHABET.mask_index).sum())}"
-        else:
-            length_generator = torch.Generator().manual_seed(seed)  # on the CPU: never depends on --device
-            starts, note = masked_starts(_lengths(n, length, length_range, config, length_generator)), ""
+        starts, note = _starts(conditional, n, seed, length, length_range, config, template, fix)
         graph = build_graph(config.graph.name, ALPHABET)
         noise = build_noise(config.noise)
 
@@ -232,11 +247,7 @@ def design(
     if gathered is None:
         return  # not rank 0: rank 0 writes
     elapsed = time.perf_counter() - began
-    sequences = [""] * n
-    for batch in (batch for rank_batches in gathered for batch in rank_batches):
-        for index, sequence in zip(batch.indices, batch.sequences, strict=True):
-            sequences[index] = sequence
-    network_rows = sum(batch.network_rows for rank_batches in gathered for batch in rank_batches)
+    sequences, network_rows = _in_input_order([batch for part in gathered for batch in part], n)
     header = "design_{:04d} length={} steps={} seed={} predictor={} checkpoint={}{}"
     name = _run_name(loaded.path)
     records = [
