@@ -105,15 +105,6 @@ def _starts(conditional, n, seed, length, length_range, config, template, fix):
     return masked_starts(_lengths(n, length, length_range, config, length_generator)), ""
 
 
-def _in_input_order(batches, n: int) -> tuple[list[str], int]:
-    """(the n designs in input order, network passes) from designed batches in any order."""
-    sequences = [""] * n
-    for batch in batches:
-        for index, sequence in zip(batch.indices, batch.sequences, strict=True):
-            sequences[index] = sequence
-    return sequences, sum(batch.network_rows for batch in batches)
-
-
 def _run_name(checkpoint_dir: Path) -> str:
     """The run directory's name (`runs/acyp-tiny/checkpoint` -> acyp-tiny), safe inside a FASTA header."""
     name = checkpoint_dir.parent.name if checkpoint_dir.name.startswith("checkpoint") else checkpoint_dir.name
@@ -184,7 +175,7 @@ def design(
     from protein_sedd.data.fasta import write_fasta
     from protein_sedd.diffusion.graph import build_graph
     from protein_sedd.diffusion.noise import build_noise
-    from protein_sedd.diffusion.sampling import sample_batches
+    from protein_sedd.diffusion.sampling import in_input_order, sample_batches
     from protein_sedd.training.checkpoint import load_checkpoint
     from protein_sedd.training.trainer import select_device
 
@@ -247,7 +238,7 @@ def design(
     if gathered is None:
         return  # not rank 0: rank 0 writes
     elapsed = time.perf_counter() - began
-    sequences, network_rows = _in_input_order([batch for part in gathered for batch in part], n)
+    sequences, network_rows = in_input_order([batch for part in gathered for batch in part], n)
     header = "design_{:04d} length={} steps={} seed={} predictor={} checkpoint={}{}"
     name = _run_name(loaded.path)
     records = [

@@ -183,6 +183,15 @@ class DesignedBatch:
     network_rows: int
 
 
+def in_input_order(batches: list[DesignedBatch], n: int) -> tuple[list[str], int]:
+    """(the n designs in input order, network passes) from designed batches in any order."""
+    sequences = [""] * n
+    for batch in batches:
+        for index, sequence in zip(batch.indices, batch.sequences, strict=True):
+            sequences[index] = sequence
+    return sequences, sum(batch.network_rows for batch in batches)
+
+
 @torch.inference_mode()
 def sample_batches(
     model,
@@ -233,8 +242,6 @@ def sample(
     Memory is bounded by `batch_size` whatever the number of starts. With the same seed, device and
     batch size the output is repeatable, and the cache never changes it.
     """
-    sequences: list[str] = [""] * len(starts)
-    rows_run = 0
     batches = sample_batches(
         model,
         graph,
@@ -247,8 +254,5 @@ def sample(
         batch_size=batch_size,
         on_step=on_step,
     )
-    for designed in batches:
-        rows_run += designed.network_rows
-        for index, sequence in zip(designed.indices, designed.sequences, strict=True):
-            sequences[index] = sequence
+    sequences, rows_run = in_input_order(list(batches), len(starts))
     return SampleResult(sequences, rows_run, cache and cache_applies(model, graph))
