@@ -1,0 +1,106 @@
+"""Atomic file writes: a file appears complete or not at all, never half-written.
+
+Every file the package writes goes through `atomic_path`: the content is written to a hidden temporary
+sibling (same folder, so the final rename never crosses a filesystem), flushed to disk, and renamed onto
+the target. If writing fails the temporary file is removed and the target is untouched; a full disk or
+quota becomes a `UserError` naming the folder, so a command ends with one clear line and keeps whatever
+it had written before (a last good checkpoint, earlier results).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from protein_sedd.errors import UserError
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def no_space_error(path: Path) -> UserError:
+    return UserError(f"no space left on {Path(path).absolute().parent} (while writing {Path(path).name}); "
+                     "free some space and run the command again")
+
+
+@contextlib.contextmanager
+def raise_no_space(path: Path) -> Iterator[None]:
+    """Turn a full disk or quota met while writing `path` into a `UserError` naming its folder."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in NO_SPACE:
+            raise no_space_error(path) from None
+        raise
+
+
+def temporary_sibling(path: Path, suffix: str = "") -> Path:
+    """A unique hidden name next to `path` (pid and a random part: two writers never share it)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it replaces `path`, on failure it is removed.
+
+    `suffix` keeps an extension for libraries that pick a format from it (matplotlib's `savefig`).
+    The file gets the usual permissions of a new file (0666 less the umask), whatever the writer used.
+    """
+    path = Path(path)
+    tmp = temporary_sibling(path, suffix)
+    try:
+        with raise_no_space(path):
+            yield tmp
+            if not tmp.exists():
+                raise RuntimeError(f"nothing was written to the temporary file for {path}")
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if tmp.is_dir():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def json_safe(value):
+    """NaN/inf are not JSON: write them as null; numpy scalars become Python numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # numpy or torch scalar
+        return json_safe(value.item())
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: str | Path, data) -> None:
+    """Indented JSON with a final newline."""
+    write_text_atomic(path, json.dumps(json_safe(data), indent=2) + "\n")
