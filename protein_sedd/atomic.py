@@ -24,15 +24,18 @@ from protein_sedd.errors import UserError
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The permissions a newly created file gets here: 0666 less the process umask."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def no_space_error(path: Path) -> UserError:
-    return UserError(f"no space left on {Path(path).absolute().parent} (while writing {Path(path).name}); "
-                     "free some space and run the command again")
+    return UserError(
+        f"no space left on {Path(path).absolute().parent} (while writing {Path(path).name}); "
+        "free some space and run the command again"
+    )
 
 
 @contextlib.contextmanager
@@ -68,7 +71,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
                 raise RuntimeError(f"nothing was written to the temporary file for {path}")
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())
+            os.chmod(tmp, new_file_mode())
             os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

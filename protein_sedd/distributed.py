@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from protein_sedd.devices import default_threads
 from protein_sedd.errors import UserError
 
 T = TypeVar("T")
@@ -161,7 +162,7 @@ def launch_ranks(devices: int, argv: list[str]) -> int:
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     if "OMP_NUM_THREADS" not in os.environ:  # N ranks share the cores instead of each taking all of them
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // devices))
+        os.environ["OMP_NUM_THREADS"] = str(default_threads(ranks=devices))
     with tempfile.TemporaryDirectory(prefix="protein-sedd-ranks-") as launcher_files:  # removed after
         config = LaunchConfig(
             min_nodes=1,

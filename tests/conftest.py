@@ -30,12 +30,28 @@ SYNTHETIC_PROBS = [0.3, 0.2, 0.15, 0.1, 0.1, 0.08, 0.05, 0.02]
 SYNTHETIC_ENTROPY = -sum(p * math.log(p) for p in SYNTHETIC_PROBS)  # 1.858 nats
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --slow the tests marked slow (training, workflows, subprocess runs) are deselected."""
+    if config.getoption("--slow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(autouse=True, scope="session")
-def _environment():
-    """Tests find ACYP in ../shared/data and never download anything."""
+def _environment(tmp_path_factory):
+    """Tests find ACYP in ../shared/data, never download anything and never touch the user's caches."""
     os.environ.setdefault("PROTEIN_SEDD_DATA", str(SHARED_DATA))
     os.environ["PROTEIN_SEDD_OFFLINE"] = "1"
     os.environ.setdefault("COLUMNS", "120")  # rich: keep progress lines and tables on one line
+    # the family-HMM cache (and any library's) goes to a folder of this session, not ~/.cache
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
 def acyp_available() -> bool:
@@ -69,25 +85,25 @@ SYNTHETIC_TRAIN_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def synthetic_run(tmp_path_factory) -> Path:
-    """A tiny time-independent model trained through the CLI on the synthetic distribution (~1 minute)."""
-    root = tmp_path_factory.mktemp("synthetic")
+def _train_synthetic(root: Path, steps: int, *extra: str) -> Path:
+    """`root`/run: a tiny model trained through the CLI on `root`/synthetic.fa, the synthetic distribution."""
     fasta = write_synthetic_fasta(root / "synthetic.fa")
     run_dir = root / "run"
-    code = main(
-        [
-            "train",
-            "--fasta",
-            str(fasta),
-            "--out",
-            str(run_dir),
-            "--max-steps",
-            "400",
-            "--device",
-            "cpu",
-            *SYNTHETIC_TRAIN_ARGS,
-        ]
-    )
-    assert code == 0
+    args = ["train", "--fasta", fasta, "--out", run_dir, "--max-steps", steps, "--device", "cpu"]
+    assert main([str(a) for a in [*args, *SYNTHETIC_TRAIN_ARGS, *extra]]) == 0
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory) -> Path:
+    """A tiny time-independent model trained on the synthetic distribution (~1 minute: its tests are slow)."""
+    return _train_synthetic(tmp_path_factory.mktemp("synthetic"), 400)
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory) -> Path:
+    """A run of two steps (seconds), laid out like `synthetic_run`: for tests that need a valid checkpoint of
+    the synthetic data, not a good model (bad inputs, option checks)."""
+    return _train_synthetic(
+        tmp_path_factory.mktemp("quick"), 2, "trainer.val_sequences=16", "trainer.val_t_samples=1"
+    )

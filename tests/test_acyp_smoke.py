@@ -1,17 +1,18 @@
-"""A short run on the real ACYP file (../shared/data): train, checkpoint, reload, evaluate the test split."""
+"""A short run on the real ACYP file (in $PROTEIN_SEDD_DATA): train, checkpoint, reload, evaluate on test."""
 
 import json
 import math
 
 import pytest
 
-from protein_sedd.training.checkpoint import load_checkpoint
+from protein_sedd.checkpoint import load_checkpoint
 
 from .conftest import acyp_available, run_cli
 
 pytestmark = pytest.mark.skipif(not acyp_available(), reason="needs acyp/hypf.fa under $PROTEIN_SEDD_DATA")
 
 
+@pytest.mark.slow
 def test_acyp_smoke(tmp_path, capsys):
     run = tmp_path / "acyp"
     args = [

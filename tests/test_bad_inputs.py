@@ -101,32 +101,32 @@ def _commands(kind, path, tmp, run, esmfold, reference):
 
 
 @pytest.mark.parametrize("case", list(EXPECTED))
-def test_bad_fasta_files_for_every_command(case, corpus, esmfold, synthetic_run, tmp_path, capsys):
-    before = _snapshot(synthetic_run)
-    reference = synthetic_run.parent / "synthetic.fa"
+def test_bad_fasta_files_for_every_command(case, corpus, esmfold, quick_run, tmp_path, capsys):
+    before = _snapshot(quick_run)
+    reference = quick_run.parent / "synthetic.fa"
     for command, (args, output) in _commands(
-        case, corpus[case], tmp_path, synthetic_run, esmfold, reference
+        case, corpus[case], tmp_path, quick_run, esmfold, reference
     ).items():
         if command == "seq-eval" and case in ("directory", "missing"):
             expected = EXPECTED[case]
         else:
             expected = EXPECTED[case]
         _assert_one_line_failure(capsys, args, expected, output)
-    assert _snapshot(synthetic_run) == before
+    assert _snapshot(quick_run) == before
 
 
-def test_too_long_for_the_model_or_the_folding_limit(corpus, esmfold, synthetic_run, tmp_path, capsys):
+def test_too_long_for_the_model_or_the_folding_limit(corpus, esmfold, quick_run, tmp_path, capsys):
     long = tmp_path / "long.fa"
     long.write_text(f">fine\n{SYNTHETIC_SEQUENCES[0]}\n>huge\n{'A' * 1100}\n")
     only_long = tmp_path / "only_long.fa"
     only_long.write_text(f">huge\n{'A' * 300}\n")
-    _assert_one_line_failure(capsys, ["evaluate", "--checkpoint", synthetic_run, "--fasta", long], "'huge'")
+    _assert_one_line_failure(capsys, ["evaluate", "--checkpoint", quick_run, "--fasta", long], "'huge'")
     _assert_one_line_failure(
         capsys,
         [
             "design",
             "--checkpoint",
-            synthetic_run,
+            quick_run,
             "--fix",
             only_long,
             "--redesign",
@@ -147,15 +147,15 @@ def test_too_long_for_the_model_or_the_folding_limit(corpus, esmfold, synthetic_
     )
 
 
-def test_unwritable_outputs(synthetic_run, esmfold, tmp_path, capsys):
+def test_unwritable_outputs(quick_run, esmfold, tmp_path, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     designs = tmp_path / "designs.fa"
     designs.write_text(f">d1\n{SYNTHETIC_SEQUENCES[0]}\n")
     cases = [
         ["train", "--fasta", designs, "--out", a_file],
-        ["evaluate", "--checkpoint", synthetic_run, "--split", "test", "--json", a_file / "x.json"],
-        ["design", "--checkpoint", synthetic_run, "--n", "2", "--steps", "4", "--out", a_file / "d.fa"],
+        ["evaluate", "--checkpoint", quick_run, "--split", "test", "--json", a_file / "x.json"],
+        ["design", "--checkpoint", quick_run, "--n", "2", "--steps", "4", "--out", a_file / "d.fa"],
         ["fold-eval", designs, "--model", esmfold, "--out-dir", a_file / "fold"],
         ["seq-eval", designs, "--reference", designs, "--out-dir", a_file / "seq"],
     ]
@@ -185,14 +185,14 @@ def test_unwritable_outputs(synthetic_run, esmfold, tmp_path, capsys):
         (["seq-eval", "--reference", "pfam"], "pfam"),
     ],
 )
-def test_nonsense_option_values(args, expected, synthetic_run, esmfold, tmp_path, capsys):
+def test_nonsense_option_values(args, expected, quick_run, esmfold, tmp_path, capsys):
     designs = tmp_path / "designs.fa"
     designs.write_text(f">d1\n{SYNTHETIC_SEQUENCES[0]}\n")
     command, rest = args[0], args[1:]
     base = {
         "train": ["train", "--fasta", designs, "--out", tmp_path / "run"],
-        "evaluate": ["evaluate", "--checkpoint", synthetic_run],
-        "design": ["design", "--checkpoint", synthetic_run, "--out", tmp_path / "d.fa"],
+        "evaluate": ["evaluate", "--checkpoint", quick_run],
+        "design": ["design", "--checkpoint", quick_run, "--out", tmp_path / "d.fa"],
         "fold-eval": ["fold-eval", designs, "--model", esmfold, "--out-dir", tmp_path / "fold"],
         "seq-eval": ["seq-eval", designs, "--out-dir", tmp_path / "seq"],
     }[command]

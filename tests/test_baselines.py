@@ -60,6 +60,7 @@ def test_unigram():
     assert unigram_nll("AW", log_probs) == pytest.approx(-math.log(4 / total) - math.log(1 / total))
 
 
+@pytest.mark.slow
 def test_autoregressive_baseline_reaches_the_known_entropy(tmp_path, capsys):
     fasta = write_synthetic_fasta(tmp_path / "s.fa")
     run = tmp_path / "ar"

@@ -6,9 +6,9 @@ import pytest
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
+from protein_sedd.checkpoint import bundled_checkpoint, load_checkpoint
 from protein_sedd.data.fasta import read_fasta
-from protein_sedd.pretrained import bundled_checkpoint
-from protein_sedd.training.checkpoint import load_checkpoint
+from protein_sedd.errors import UserError
 
 from .conftest import run_cli
 
@@ -47,3 +47,17 @@ def _needs_bundled_model():
         bundled_checkpoint()
     except Exception:
         pytest.fail("the package must ship its bundled model (protein_sedd/pretrained/acyp-tiny)")
+
+
+def test_a_bundled_model_is_found_by_name_unless_a_file_of_that_name_exists(tmp_path, monkeypatch):
+    from protein_sedd.checkpoint import bundled_names, resolve_checkpoint_dir
+
+    assert "acyp-tiny" in bundled_names()
+    monkeypatch.chdir(tmp_path)
+    assert resolve_checkpoint_dir("acyp-tiny") == bundled_checkpoint("acyp-tiny")
+    assert load_checkpoint(None).path == bundled_checkpoint()  # the default model
+    (tmp_path / "acyp-tiny").mkdir()  # a folder of that name here wins, and is not a checkpoint
+    with pytest.raises(UserError, match="not a protein-sedd checkpoint"):
+        resolve_checkpoint_dir("acyp-tiny")
+    with pytest.raises(UserError, match="bundled models: acyp-tiny"):
+        resolve_checkpoint_dir("no-such-model")

@@ -1,12 +1,19 @@
 import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from protein_sedd.checkpoint import bundled_checkpoint
 from protein_sedd.data import datasets
 from protein_sedd.data.datasets import load_manifest, resolve_dataset_path
+from protein_sedd.data.prepare import recorded_data_config
 from protein_sedd.errors import UserError
 
-from .conftest import SHARED_DATA, acyp_available
+from .conftest import SHARED_DATA, acyp_available, run_cli
 
 ACYP_SHA = "9ebd5dfc4633f115b21b61be36b2bf5bdbd82cd862d6ba7bc241869ae0bf087c"
 
@@ -24,7 +31,7 @@ def test_unknown_dataset():
         load_manifest("pfam")
 
 
-@pytest.mark.skipif(not acyp_available(), reason="needs ../shared/data/acyp/hypf.fa")
+@pytest.mark.skipif(not acyp_available(), reason="needs $PROTEIN_SEDD_DATA/acyp/hypf.fa")
 def test_resolves_from_protein_sedd_data(monkeypatch):
     monkeypatch.setenv("PROTEIN_SEDD_DATA", str(SHARED_DATA))
     assert resolve_dataset_path("acyp") == SHARED_DATA / "acyp" / "hypf.fa"
@@ -100,3 +107,68 @@ def test_offline_mode_never_downloads(monkeypatch, tmp_path):
     monkeypatch.setenv("PROTEIN_SEDD_OFFLINE", "1")
     with pytest.raises(UserError, match="PROTEIN_SEDD_OFFLINE"):
         resolve_dataset_path("toy")
+
+
+def _missing_acyp(monkeypatch, tmp_path):
+    """No ACYP anywhere: an empty PROTEIN_SEDD_DATA and cache, offline."""
+    monkeypatch.setenv("PROTEIN_SEDD_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PROTEIN_SEDD_OFFLINE", "1")
+
+
+def test_not_found_names_the_option_of_the_command_and_protein_sedd_data(monkeypatch, tmp_path, capsys):
+    _missing_acyp(monkeypatch, tmp_path)
+    designs = tmp_path / "designs.fasta"
+    designs.write_text(">d\nMKV\n")
+    commands = [
+        (["train", "--dataset", "acyp", "--out", tmp_path / "run", "--max-steps", "1"], "--fasta PATH"),
+        (["seq-eval", designs, "--reference", "acyp", "--out-dir", tmp_path / "seq"], "--reference PATH"),
+    ]
+    for args, option in commands:
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and "dataset 'acyp' not found" in err, err
+        assert "set PROTEIN_SEDD_DATA to a folder holding acyp/hypf.fa" in err
+        assert f"or pass {option}" in err and err.count("--") == 1, err  # no other command's option
+    with pytest.raises(UserError) as info:
+        resolve_dataset_path("acyp", option=None)  # evaluate: its --fasta is not a copy of the dataset
+    assert str(info.value).endswith("holding acyp/hypf.fa)")
+
+
+def _bundled_copy(tmp_path, source: Path) -> Path:
+    """The bundled model's checkpoint with `source` as its recorded data file and a small test split."""
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(bundled_checkpoint(), checkpoint)
+    config = OmegaConf.load(checkpoint / "config.yaml")
+    config.dataset.source = str(source)
+    config.data.test_fraction = 0.001  # 23 test sequences: seconds, not minutes
+    OmegaConf.save(config, checkpoint / "config.yaml")
+    return checkpoint
+
+
+@pytest.mark.skipif(not acyp_available(), reason="needs $PROTEIN_SEDD_DATA/acyp/hypf.fa")
+def test_evaluate_uses_the_data_file_recorded_in_the_checkpoint(monkeypatch, tmp_path, capsys):
+    copy = tmp_path / "elsewhere" / "hypf.fa"
+    copy.parent.mkdir()
+    shutil.copyfile(Path(os.environ["PROTEIN_SEDD_DATA"]) / "acyp" / "hypf.fa", copy)
+    _missing_acyp(monkeypatch, tmp_path)
+    checkpoint = _bundled_copy(tmp_path, copy)
+    args = ["evaluate", "--checkpoint", checkpoint, "--t-samples", "1", "--device", "cpu"]
+    code, out, err = run_cli([*args, "--json", tmp_path / "report.json"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["source"] == "acyp:test" and report["n_sequences"] == 23  # 0.1% of the deduplicated set
+
+    copy.write_text(">changed\nMKV\n")  # the recorded file changed: it is not used, and nothing else is found
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "dataset 'acyp' not found" in err and "PROTEIN_SEDD_DATA" in err
+    assert "--fasta" not in err  # evaluate's --fasta scores a whole file, not this split
+
+
+def test_recorded_data_config_falls_back_to_the_lookup_by_name(tmp_path):
+    gone = str(tmp_path / "gone.fa")
+    config = OmegaConf.create(
+        {"data": {"name": "acyp", "fasta": gone}, "dataset": {"source": gone, "sha256": "0"}}
+    )
+    assert recorded_data_config(config).fasta is None  # the given copy was removed: look acyp up again
+    fasta_run = OmegaConf.create({"data": {"name": "fasta", "fasta": "my.fa"}, "dataset": {"source": "x.fa"}})
+    assert recorded_data_config(fasta_run).fasta == "my.fa"  # a FASTA run always names its own file

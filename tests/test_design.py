@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from protein_sedd.data.alphabet import ALPHABET
+from protein_sedd.data.design_starts import masked_starts
 from protein_sedd.data.fasta import read_fasta
+from protein_sedd.diffusion import sampling
 from protein_sedd.diffusion.categorical import sample_categorical, uniforms
 from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.noise import GeometricNoise, LogLinearNoise
-from protein_sedd.diffusion.sampling import absorbing_step, masked_starts, sample
+from protein_sedd.diffusion.sampling import absorbing_denoise, absorbing_step, sample
 from protein_sedd.diffusion.transitions import absorbing_step_weights, uniform_step_weights
 
 from .conftest import SYNTHETIC_PROBS, SYNTHETIC_SEQUENCES, run_cli
@@ -198,6 +200,52 @@ def test_uniform_sampler_reproduces_the_distribution_from_exact_scores():
     assert total_variation(result.sequences) < 0.05
 
 
+def test_euler_steps_are_the_rate_times_the_step():
+    loglinear = LogLinearNoise()
+    euler = sampling.step_sizes(loglinear, 16, "euler")
+    analytic = sampling.step_sizes(loglinear, 16, "analytic")
+    # log-linear: sigma(t) dt = (1 - eps) dt / (1 - (1 - eps) t) = expm1(sigma_bar(t) - sigma_bar(t - dt))
+    assert euler == pytest.approx([math.expm1(d) for d in analytic], rel=1e-12)
+    dt = (1 - loglinear.eps) / 16
+    assert euler[0] == pytest.approx((1 - loglinear.eps) / loglinear.eps * dt, rel=1e-12)  # sigma(1) dt
+    geometric = GeometricNoise()
+    t = 1 - 1 / 4  # the second of 4 steps, from t = 3/4 to 1/2
+    expected = geometric.sigma_min ** (1 - t) * geometric.sigma_max**t * geometric.log_ratio / 4
+    assert sampling.step_sizes(geometric, 4, "euler")[1] == pytest.approx(expected, rel=1e-12)
+
+
+class FlatNetwork(torch.nn.Module):
+    """A time-independent network that predicts every real residue alike, whatever the tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = _Config(time_conditioning=False)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, tokens, sigma_bar, lengths):
+        return torch.zeros(*tokens.shape, ALPHABET.size)
+
+
+@pytest.mark.parametrize("steps", [4, 16])
+def test_masks_left_for_the_final_denoise_match_the_exact_step(monkeypatch, steps):
+    # A masked position survives the step t -> s with probability s / t (log-linear noise), so eps of the
+    # positions reach the final denoise whatever the step count; euler, with the rate times the step, too.
+    left = Counter()
+
+    def counting_denoise(x, score, u, graph):
+        left[predictor] += int((x == MASK).sum())
+        return absorbing_denoise(x, score, u, graph)
+
+    monkeypatch.setattr(sampling, "absorbing_denoise", counting_denoise)
+    network, noise, starts = FlatNetwork(), LogLinearNoise(), masked_starts([8] * 20_000)
+    for predictor in ("analytic", "euler"):
+        sample(network, ABSORBING, noise, starts, steps=steps, seed=0, predictor=predictor, batch_size=5000)
+    expected = noise.eps * len(starts) * 8  # 160 positions
+    for predictor, count in left.items():
+        assert abs(count - expected) < 4 * math.sqrt(expected), (predictor, count)
+    assert abs(left["euler"] - left["analytic"]) <= 2  # same draws, same probabilities up to rounding
+
+
 def test_infilling_samples_the_conditional_distribution():
     template = ALPHABET.encode("MKVLAGHE")
     template[[1, 7]] = MASK  # M_VLAGH_: matches MKVLAGHE (0.3) and MRVLAGHD (0.15)
@@ -332,8 +380,8 @@ def test_default_lengths_follow_the_training_histogram(synthetic_run, tmp_path):
 
 
 BAD_INPUTS = [
-    (["--n", 0], ["--n", ">= 1"]),
-    (["--steps", -3], ["--steps", ">= 1"]),
+    (["--n", 0], ["--n", "must be in 1..10_000_000"]),
+    (["--steps", -3], ["--steps", "must be in 1..100_000"]),
     (["--predictor", "heun"], ["--predictor", "analytic", "euler"]),
     (["--batch-size", 0], ["--batch-size"]),
     (["--template", "MK_B*_Q"], ["--template", "'*'", "position 5"]),

@@ -24,6 +24,7 @@ def _one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_two_ranks_hold_identical_weights_and_write_one_checkpoint(tmp_path, monkeypatch):
     fasta = write_synthetic_fasta(tmp_path / "s.fa", n=200)
     dumps = tmp_path / "ranks"
@@ -38,6 +39,7 @@ def test_two_ranks_hold_identical_weights_and_write_one_checkpoint(tmp_path, mon
     # training moved the weights away from their initialisation on both ranks alike
     assert torch.count_nonzero(rank0["final.linear.weight"]) > 0
     assert sorted(p.name for p in run.iterdir()) == [
+        ".protein-sedd",  # the run's owner record and lock
         "checkpoint",
         "config.yaml",
         "loss_curve.png",
@@ -56,6 +58,7 @@ def test_two_ranks_hold_identical_weights_and_write_one_checkpoint(tmp_path, mon
         assert torch.equal(tensor, rank0[name])
 
 
+@pytest.mark.slow
 def test_design_on_two_ranks_writes_the_same_designs_as_one_process(tmp_path, capfd):
     args = ["design", "--n", "10", "--length-range", "8:40", "--steps", "16", "--batch-size", "4"]
     args += ["--seed", "5", "--device", "cpu"]
@@ -67,10 +70,11 @@ def test_design_on_two_ranks_writes_the_same_designs_as_one_process(tmp_path, ca
     assert shared.read_text() == alone.read_text()
     assert len(shared.read_text().splitlines()) == 20
     assert "2 ranks sharing 3 batches" in log
-    assert "32/32" in log  # rank 0's bar: batches 0 and 2 of 3, 16 steps each; rank 1 ran batch 1
+    assert "32/32" in log  # rank 0's progress: batches 0 and 2 of 3, 16 steps each; rank 1 ran batch 1
     assert log.count("wrote ") == 1 and "Traceback" not in log
 
 
+@pytest.mark.slow
 def test_fold_eval_on_two_ranks_matches_one_process(tmp_path, capfd):
     esmfold = build_tiny_esmfold(tmp_path / "esmfold")
     designs = tmp_path / "designs.fasta"
@@ -107,6 +111,7 @@ def test_fold_eval_on_two_ranks_matches_one_process(tmp_path, capfd):
     assert capfd.readouterr().err.count("Traceback") == 0
 
 
+@pytest.mark.slow
 def test_a_mistake_every_rank_meets_is_reported_once(tmp_path, capfd):
     code = main(
         ["design", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "d.fasta")]
@@ -117,6 +122,7 @@ def test_a_mistake_every_rank_meets_is_reported_once(tmp_path, capfd):
     assert not (tmp_path / "d.fasta").exists()
 
 
+@pytest.mark.slow
 def test_a_mistake_rank_0_finds_stops_every_rank(tmp_path, capfd):
     designs = tmp_path / "designs.fasta"
     designs.write_text(">d1\nMKVLAAGIVG\n")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from protein_sedd.evaluation.tiny_esmfold import build_tiny_esmfold
+from protein_sedd.evaluation.tiny_esmfold import PLUMBING_NOTE, TOY_KEY, build_tiny_esmfold, is_toy_esmfold
 
 pytest.importorskip("transformers")
 
@@ -36,6 +36,16 @@ def write_designs(path: Path, designs: dict[str, str]) -> Path:
 def tiny_model(tmp_path_factory) -> Path:
     """A full EsmForProteinFolding at toy size, saved like a downloaded checkpoint."""
     return build_tiny_esmfold(tmp_path_factory.mktemp("esmfold") / "tiny_esmfold")
+
+
+def test_only_the_toy_model_is_labelled_a_plumbing_check(tmp_path, tiny_model):
+    assert is_toy_esmfold(tiny_model)
+    config = json.loads((tiny_model / "config.json").read_text())
+    del config[TOY_KEY]
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "config.json").write_text(json.dumps(config))
+    assert not is_toy_esmfold(tmp_path / "real")
+    assert not is_toy_esmfold("facebook/esmfold_v1") and not is_toy_esmfold(tmp_path / "missing")
 
 
 @pytest.fixture
@@ -113,6 +123,7 @@ def test_fold_eval_end_to_end(tmp_path, tiny_model, fold_calls):
     assert summary["median_plddt"] == pytest.approx(frame["mean_plddt"].median())
     assert summary["threshold"] == 0.0
     assert summary["model"] == str(tiny_model.resolve())
+    assert summary["note"] == PLUMBING_NOTE  # a random-weight model's pLDDT is labelled as meaningless
     assert (out / "plddt_histogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / ".fold.partial").exists()
 
@@ -241,7 +252,7 @@ LONG = "A" * (folding.MAX_FOLD_LENGTH + 1)
         (">x\nMKV\n", ["--backend", "fair-esm"], "openfold"),
         (">x\nMKV\n", ["--plddt-threshold", "101"], "0-100"),
         (">x\nMKV\n", ["--plddt-threshold", "-5"], "0-100"),
-        (">x\nMKV\n", ["--model", "nobody/not-an-esmfold"], "huggingface-cli download facebook/esmfold_v1"),
+        (">x\nMKV\n", ["--model", "nobody/not-an-esmfold"], "`hf download facebook/esmfold_v1`"),
         (">x\nMKV\n", ["--model", "/no/such/esmfold"], "--model /no/such/esmfold: no such folder"),
     ],
 )
@@ -268,3 +279,103 @@ def test_bad_paths_exit_2(tmp_path, capsys, tiny_model):
         assert main(["fold-eval", str(locked), "--out-dir", str(out)]) == 2
         assert "permission denied" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_another_designs_file_never_truncates_earlier_results(tmp_path, tiny_model, capsys):
+    out = tmp_path / "fold"
+    first = dict(list(DESIGNS.items())[:3])
+    assert run(write_designs(tmp_path / "a.fasta", first), tiny_model, out) == 0
+    (out / "notes.txt").write_text("mine")
+    before = (out / "results.csv").read_text()
+    capsys.readouterr()
+
+    other = write_designs(tmp_path / "b.fasta", {"e1": "MKVLAGHE", "d1": "GGGGSGGGGS"})
+    assert run(other, tiny_model, out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert "3 design(s) that are not in" in err and "--overwrite" in err
+    assert (out / "results.csv").read_text() == before and (out / "d2.pdb").is_file()
+
+    # --overwrite starts again: the earlier run's PDBs and results go, the user's file stays
+    assert run(other, tiny_model, out, "--overwrite") == 0
+    frame = pd.read_csv(out / "results.csv", dtype={"id": str})
+    assert frame["id"].tolist() == ["e1", "d1"]
+    assert not (out / "d2.pdb").exists() and not (out / "d3.pdb").exists()
+    assert sorted(p.name for p in out.glob("*.pdb")) == ["d1.pdb", "e1.pdb"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_foreign_folder_needs_overwrite_and_keeps_other_files(tmp_path, tiny_model, capsys):
+    designs = write_designs(tmp_path / "designs.fasta", {"d4": DESIGNS["d4"]})
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "results.csv").write_text("my,own,table\n")  # a results.csv fold-eval did not write
+    (out / "d4.pdb").write_text("my structure")
+    assert run(designs, tiny_model, out) == 2
+    assert "holds no fold-eval output" in capsys.readouterr().err
+    assert (out / "results.csv").read_text() == "my,own,table\n"
+
+    assert run(designs, tiny_model, out, "--overwrite") == 0
+    assert pd.read_csv(out / "results.csv")["id"].tolist() == ["d4"]
+    assert (out / "d4.pdb").read_text().startswith(("HEADER", "ATOM", "PARENT", "MODEL"))
+    # now it is fold-eval's own folder: a rerun needs no --overwrite
+    assert run(designs, tiny_model, out) == 0
+
+
+def test_a_second_run_on_a_locked_folder_is_refused(tmp_path, tiny_model, capsys):
+    from protein_sedd.outputs import OutputFolder
+
+    designs = write_designs(tmp_path / "designs.fasta", {"d4": DESIGNS["d4"]})
+    out = tmp_path / "fold"
+    assert run(designs, tiny_model, out) == 0
+    with OutputFolder(out, "fold-eval", "--out-dir"):  # another run holds the folder
+        assert run(write_designs(tmp_path / "more.fasta", DESIGNS), tiny_model, out) == 2
+        err = capsys.readouterr().err
+        assert "another protein-sedd run is writing this folder" in err
+    assert pd.read_csv(out / "results.csv")["id"].tolist() == ["d4"]
+
+
+def test_broken_weights_and_all_x_designs_end_with_one_line(tmp_path, tiny_model, capsys):
+    import shutil
+
+    designs = write_designs(tmp_path / "designs.fasta", {"d4": DESIGNS["d4"]})
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"a truncated download")
+    out = tmp_path / "out"
+    assert run(designs, broken, out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --model") and "\n" not in err and "cannot load the ESMFold weights" in err
+    (broken / "config.json").write_text("{not json")
+    assert run(designs, broken, out) == 2
+    assert "unreadable config.json" in capsys.readouterr().err
+
+    unknown = write_designs(tmp_path / "unknown.fasta", {"ok": "MKVLA", "x": "XXXXXXXX"})
+    assert run(unknown, tiny_model, out) == 2
+    assert "record 'x' is all X" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "designs.fasta", "unknown.fasta"]
+
+
+def test_fair_esm_backend_shares_the_fold_loop(tiny_model, monkeypatch):
+    """fair-esm's ESMFold (openfold is not installed here) goes through the same output-to-PDB code:
+    fed the same model output, with pLDDT on 0-100 and pTM per sequence, it gives the same designs."""
+    transformers_backend = folding.TransformersESMFold.load(str(tiny_model), torch.device("cpu"), None)
+    sequences = [DESIGNS["d4"], DESIGNS["d2"]]
+    expected = transformers_backend.fold(sequences)
+
+    class FairEsmLike:  # fair-esm's infer(): pLDDT already x100, pTM per sequence
+        def infer(self, batch):
+            output = dict(transformers_backend.model.infer(batch))
+            output["plddt"] = output["plddt"] * 100
+            output["ptm"] = torch.tensor([d.ptm for d in expected])
+            return output
+
+    backend = object.__new__(folding.FairEsmESMFold)
+    backend.model = FairEsmLike()
+    tools = staticmethod(folding.TransformersESMFold._structure_tools)
+    monkeypatch.setattr(folding.FairEsmESMFold, "_structure_tools", tools)
+    torch.manual_seed(0)
+    got = backend.fold(sequences)
+    for a, b in zip(got, expected, strict=True):
+        assert a.sequence == b.sequence and a.ptm == pytest.approx(b.ptm)
+        assert np.allclose(a.residue_plddt, b.residue_plddt, atol=1e-3)

@@ -8,7 +8,7 @@ import torch
 
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.diffusion.graph import build_graph
-from protein_sedd.diffusion.likelihood import dataset_negative_elbo, length_log_probs, negative_elbo
+from protein_sedd.diffusion.likelihood import dataset_negative_elbo, negative_elbo
 
 N, L = ALPHABET.n_residues, 6
 
@@ -123,11 +123,3 @@ def test_dataset_estimate_is_repeatable_for_a_seed_and_handles_mixed_lengths():
     assert not torch.equal(first, other)
     # a single-residue sequence has one term: exactly -log p_0(x_0)
     assert first[4].item() == pytest.approx(-probs[0, tokens[4][0]].log().item(), rel=1e-5)
-
-
-def test_length_log_probs():
-    log_p = length_log_probs({3: 6, 5: 2}, max_length=10)
-    assert torch.exp(log_p).sum().item() == pytest.approx(1.0)
-    assert log_p[0].item() == -math.inf
-    assert math.exp(log_p[3].item()) == pytest.approx((6 + 0.1) / 9)
-    assert math.exp(log_p[7].item()) == pytest.approx(0.1 / 9)

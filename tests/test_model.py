@@ -102,3 +102,23 @@ def test_context_length_is_enforced():
     model = DDiT(DDiTConfig(max_length=8))
     with pytest.raises(ValueError, match="exceeds the model context 8"):
         model(torch.zeros(1, 9, dtype=torch.long), torch.zeros(1))
+
+
+def test_training_after_sampling_the_same_model():
+    # sampling runs under inference_mode; the rotary tables it caches must not reach autograd
+    from protein_sedd.data.alphabet import ALPHABET
+    from protein_sedd.data.design_starts import masked_starts
+    from protein_sedd.diffusion.graph import build_graph
+    from protein_sedd.diffusion.noise import LogLinearNoise
+    from protein_sedd.diffusion.sampling import sample
+
+    model = _randomised(DDiTConfig(max_length=16))
+    graph = build_graph("absorbing", ALPHABET)
+    designed = sample(model, graph, LogLinearNoise(), masked_starts([12, 12]), steps=4, seed=0)
+    assert [len(s) for s in designed.sequences] == [12, 12]
+
+    model.train()
+    tokens = torch.randint(0, 21, (2, 12))
+    loss = model(tokens, torch.rand(2)).logsumexp(-1).mean()
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.blocks[0].parameters())

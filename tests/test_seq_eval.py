@@ -89,7 +89,7 @@ def test_hmm_cache_is_keyed_and_falls_back_to_user_cache(tmp_path, monkeypatch, 
     monkeypatch.undo()
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    folder.chmod(0o555)  # read-only reference folder, like ../shared/data
+    folder.chmod(0o555)  # a read-only reference folder, like a shared data set
     try:
         _, other = family_hmm.load_or_build_family_hmm(reference, sha, sequences, size=60)
     finally:
@@ -327,10 +327,36 @@ def test_bad_paths_exit_2(tmp_path, capsys, small_reference):
             [str(designs), "--reference", str(reference), "--out-dir", str(tmp_path / "busy")],
             "holds no seq-eval",
         ),
-        ([str(designs), "--reference", str(reference), "--out-dir", str(tmp_path)], "contains the input"),
+        ([str(designs), "--reference", str(reference), "--out-dir", str(tmp_path)], "holds no seq-eval"),
     ]
     for args, message in cases:
         assert main(["seq-eval", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and message in err, (args, err)
     assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me"
+
+
+def test_out_dir_keeps_the_users_files(tmp_path, small_reference, capsys):
+    """seq-eval never removes what it did not write: not a fold-eval folder, not notes beside its results."""
+    reference, _ = small_reference
+    designs = tmp_path / "designs.fasta"
+    designs.write_text(">x\nMKVLAAGIVGAVLLAMKVLAEE\n")
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "results.csv").write_text("id,mean_plddt\nx,80\n")  # say, fold-eval's results
+    (folder / "x.pdb").write_text("a structure")
+    args = ["seq-eval", str(designs), "--reference", str(reference), "--out-dir", str(folder)]
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (folder / "results.csv").read_text() == "id,mean_plddt\nx,80\n"
+
+    assert main([*args, "--overwrite"]) == 0
+    assert (folder / "x.pdb").read_text() == "a structure"  # not seq-eval's: kept
+    assert "family_bits" in (folder / "results.csv").read_text()  # seq-eval's own file: replaced
+    assert (folder / "summary.json").read_text().endswith("}\n")
+    # own output now: a rerun replaces its files again and keeps the others
+    (folder / "notes.txt").write_text("keep me")
+    assert main(args) == 0
+    assert (folder / "notes.txt").read_text() == "keep me" and (folder / "x.pdb").is_file()
+    leftovers = [p.name for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    assert leftovers == []

@@ -3,7 +3,7 @@ import random
 import pytest
 
 from protein_sedd.data.fasta import FastaRecord
-from protein_sedd.data.splits import length_histogram, split_records
+from protein_sedd.data.splits import split_records
 from protein_sedd.errors import UserError
 
 
@@ -58,8 +58,3 @@ def test_bad_fractions_and_empty_results():
         split_records(_records(), valid_fraction=0.1, test_fraction=0.1, max_length=2)
     with pytest.raises(UserError, match="too few"):
         split_records(_records(n=2), valid_fraction=0.1, test_fraction=0.1)
-
-
-def test_length_histogram():
-    recs = [FastaRecord("a", "a", "MK"), FastaRecord("b", "b", "MKV"), FastaRecord("c", "c", "MV")]
-    assert length_histogram(recs) == {2: 2, 3: 1}

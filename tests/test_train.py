@@ -14,6 +14,7 @@ from protein_sedd.data.alphabet import ALPHABET
 from .conftest import SYNTHETIC_ENTROPY, SYNTHETIC_SEQUENCES, run_cli, write_synthetic_fasta
 
 
+@pytest.mark.slow
 def test_elbo_reaches_the_known_entropy(synthetic_run, tmp_path, capsys):
     out = tmp_path / "eval.json"
     code, _, err = run_cli(
@@ -30,6 +31,7 @@ def test_elbo_reaches_the_known_entropy(synthetic_run, tmp_path, capsys):
     assert {"perplexity_bound", "length_nats_per_sequence"} <= report.keys()
 
 
+@pytest.mark.slow
 def test_checkpoint_directory_contents(synthetic_run):
     checkpoint = synthetic_run / "checkpoint"
     config = OmegaConf.load(checkpoint / "config.yaml")
@@ -191,23 +193,22 @@ def test_weights_that_do_not_match_the_config_are_refused(tmp_path, capsys):
     _fails(capsys, ["evaluate", "--checkpoint", out, "--split", "test"], "do not match config.yaml", "shape")
 
 
-def test_evaluate_user_mistakes(tmp_path, capsys, synthetic_run):
+def test_evaluate_user_mistakes(tmp_path, capsys, quick_run):
     _fails(capsys, ["evaluate", "--checkpoint", tmp_path / "nope", "--split", "test"], "no such checkpoint")
     _fails(capsys, ["evaluate", "--checkpoint", tmp_path, "--split", "test"], "not a protein-sedd checkpoint")
-    _fails(capsys, ["evaluate", "--checkpoint", synthetic_run, "--split", "dev"], "--split 'dev'")
-    _fails(capsys, ["evaluate", "--checkpoint", synthetic_run, "--t-samples", "0"], "--t-samples")
+    _fails(capsys, ["evaluate", "--checkpoint", quick_run, "--split", "dev"], "--split 'dev'")
+    _fails(capsys, ["evaluate", "--checkpoint", quick_run, "--t-samples", "0"], "--t-samples")
     _fails(
         capsys,
-        ["evaluate", "--checkpoint", synthetic_run, "--json", tmp_path / "no" / "x.json"],
+        ["evaluate", "--checkpoint", quick_run, "--json", tmp_path / "no" / "x.json"],
         "does not exist",
     )
     long = tmp_path / "long.fa"
     long.write_text(">fine\nMKV\n>huge\n" + "A" * 129 + "\n")
-    _fails(
-        capsys, ["evaluate", "--checkpoint", synthetic_run, "--fasta", long], "'huge'", "129 residues", "128"
-    )
+    _fails(capsys, ["evaluate", "--checkpoint", quick_run, "--fasta", long], "'huge'", "129 residues", "128")
 
 
+@pytest.mark.slow
 def test_evaluate_a_fasta_file(synthetic_run, tmp_path, capsys):
     fasta = tmp_path / "two.fa"
     fasta.write_text(f">likely\n{SYNTHETIC_SEQUENCES[0]}\n>unlikely\n{SYNTHETIC_SEQUENCES[-1]}\n")
@@ -231,8 +232,8 @@ def test_help_describes_every_command_with_defaults(capsys):
     assert code == 0 and "train" in out and "evaluate" in out
 
 
-def test_run_dir_can_be_copied_and_evaluated_elsewhere(synthetic_run, tmp_path, capsys):
+def test_run_dir_can_be_copied_and_evaluated_elsewhere(quick_run, tmp_path, capsys):
     copy = tmp_path / "moved"
-    shutil.copytree(synthetic_run / "checkpoint", copy)
+    shutil.copytree(quick_run / "checkpoint", copy)
     code, _, err = run_cli(["evaluate", "--checkpoint", copy, "--split", "test", "--t-samples", "2"], capsys)
     assert code == 0, err

@@ -1,5 +1,6 @@
 """The smoke profile of the ACYP workflow: every command in a chain, on a CPU, in minutes."""
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from .conftest import REPO, acyp_available
 pytestmark = pytest.mark.skipif(not acyp_available(), reason="needs acyp/hypf.fa under $PROTEIN_SEDD_DATA")
 
 
+@pytest.mark.slow
 def test_smoke_workflow_writes_a_summary(tmp_path):
     out = tmp_path / "smoke"
     workflow = [sys.executable, str(REPO / "workflows" / "acyp.py"), "--smoke", "--out", str(out)]
@@ -29,11 +31,15 @@ def test_smoke_workflow_writes_a_summary(tmp_path):
         "seconds",
     ):
         assert section in summary
-    assert "Folding skipped" not in summary  # the smoke profile folds with a toy ESMFold
+    assert "Folding skipped" not in summary  # the smoke profile folds with a toy ESMFold...
+    assert "**Plumbing check only:**" in summary  # ...and says its pLDDT means nothing, wherever it shows
+    assert "plumbing check" in json.loads((out / "fold_eval" / "summary.json").read_text())["note"]
+    assert "[fold-eval] no ESMFold weights given: plumbing check" in result.stdout
+    assert "Writing model shards" not in result.stderr  # transformers' save progress bar is silenced
     designs = [r.sequence for r in read_fasta(out / "designs.fasta")]
     assert len(designs) == 12 and all(set(d) <= set("ACDEFGHIKLMNPQRSTVWYX") for d in designs)
     assert len(list((out / "fold_eval").glob("*.pdb"))) == 12
     assert (out / "run" / "loss_curve.png").exists() and list((out / "seq_eval").glob("*.png"))
     # a second run into the same folder is refused instead of overwriting it
     again = subprocess.run(workflow, capture_output=True, text=True)
-    assert again.returncode != 0 and "already holds a workflow run" in again.stderr
+    assert again.returncode != 0 and "is not a new or empty folder" in again.stderr

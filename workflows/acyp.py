@@ -6,9 +6,10 @@
     python workflows/acyp.py --out DIR --devices 8                    # train, design, fold on 8 GPUs
 
 Every step is the project's own command line, so the summary is what a user would get by hand.
-The smoke profile trains a tiny model briefly and folds with a toy random-init ESMFold. The full
-profile folds only when real ESMFold weights are given (--esmfold) or found in the HF cache; without
-them it skips folding and says so in the summary instead of failing.
+The smoke profile trains a tiny model briefly and folds with a toy random-init ESMFold: a plumbing
+check whose pLDDT means nothing, and the summary says so. The full profile folds only when real ESMFold
+weights are given (--esmfold) or found in the HF cache; without them it skips folding and says so in the
+summary instead of failing.
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ def write_summary(out: Path, profile: str, timings: dict, fold_note: str | None)
         lines += [fold_note, ""]
     else:
         fold = json.loads((out / "fold_eval" / "summary.json").read_text())
+        if fold.get("note"):  # fold-eval's mark of the toy ESMFold
+            lines += [
+                "**Plumbing check only:** no ESMFold weights were given, so these designs were folded with a "
+                "toy random-weight ESMFold. This shows that fold-eval runs end to end; its pLDDT and pTM say "
+                "nothing about the designs.",
+                "",
+            ]
         lines += ["| metric | value |", "| --- | --- |"]
         lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in fold.items()]
         lines += [
@@ -103,8 +111,10 @@ def write_summary(out: Path, profile: str, timings: dict, fold_note: str | None)
         ]
     lines += ["## Wall-clock time", "", "| step | seconds |", "| --- | --- |"]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in timings.items()]
+    from protein_sedd.atomic import write_text_atomic
+
     path = out / "summary.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -113,7 +123,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--out", type=Path, required=True, help="workflow directory (created; must not hold a run)"
+        "--out", type=Path, required=True, help="workflow directory (created; must be new or empty)"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny model, toy ESMFold: minutes on a CPU")
     parser.add_argument(
@@ -126,8 +136,8 @@ def main() -> None:
     args = parser.parse_args()
     profile = PROFILES["smoke" if args.smoke else "full"]
     out = args.out
-    if (out / "run").exists():
-        sys.exit(f"{out} already holds a workflow run; choose another --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):  # it writes summary.md, workflow.log, ...
+        sys.exit(f"{out} is not a new or empty folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     timings, fold_note = {}, None
     run, designs, device = str(out / "run"), out / "designs.fasta", ["--device", args.device]
@@ -145,13 +155,14 @@ def main() -> None:
             timings[name] = step(name, commands[name], log)
         esmfold = find_esmfold(args.esmfold)
         if args.smoke and esmfold is None:
-            from protein_sedd.evaluation.tiny_esmfold import build_tiny_esmfold
+            from protein_sedd.evaluation.tiny_esmfold import PLUMBING_NOTE, build_tiny_esmfold
 
             esmfold = str(build_tiny_esmfold(out / "tiny_esmfold"))
+            print(f"[fold-eval] no ESMFold weights given: {PLUMBING_NOTE}", flush=True)
         if esmfold is None:
             fold_note = (
                 "Folding skipped: no ESMFold weights (pass --esmfold DIR, or run "
-                "`huggingface-cli download facebook/esmfold_v1` on a machine with internet)."
+                "`hf download facebook/esmfold_v1` on a machine with internet)."
             )
         else:
             timings["fold-eval"] = step("fold-eval", [*commands["fold-eval"], "--model", esmfold], log)

@@ -9,17 +9,18 @@ length term -log p(L); SEDD numbers are upper bounds (negative ELBO), AR and uni
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import torch
 
+from protein_sedd.atomic import write_json_atomic
 from protein_sedd.baselines.unigram import unigram_log_probs, unigram_nll
-from protein_sedd.data.prepare import prepare_splits
+from protein_sedd.checkpoint import load_checkpoint
+from protein_sedd.data.length_prior import LengthPrior
+from protein_sedd.data.prepare import prepare_splits, recorded_data_config
 from protein_sedd.diffusion.likelihood import LN2
-from protein_sedd.evaluation.likelihood import length_term, likelihood_report
-from protein_sedd.training.checkpoint import load_checkpoint
+from protein_sedd.evaluation.likelihood import likelihood_report
 
 
 def main() -> None:
@@ -33,7 +34,7 @@ def main() -> None:
     named = dict(item.split("=", 1) for item in args.checkpoint)
     checkpoints = {name: load_checkpoint(path) for name, path in named.items()}
     first = next(iter(checkpoints.values())).config
-    splits = prepare_splits(first.data, int(first.model.max_length)).splits
+    splits = prepare_splits(recorded_data_config(first), int(first.model.max_length), option=None).splits
     rows = {}
     for name, checkpoint in checkpoints.items():
         report = likelihood_report(checkpoint, splits.test, t_samples=args.t_samples, batch_size=128, seed=0)
@@ -41,7 +42,8 @@ def main() -> None:
         keys = ("bits_per_residue", "nats_per_sequence", "perplexity_bound", "n_sequences", "n_residues")
         rows[name] = {"kind": kind, "steps": int(checkpoint.config.step), **{k: report[k] for k in keys}}
     log_probs = unigram_log_probs([r.sequence for r in splits.train])
-    length_nats = length_term(first, torch.tensor([len(r.sequence) for r in splits.test]))
+    test_lengths = torch.tensor([len(r.sequence) for r in splits.test])
+    length_nats = -LengthPrior.from_config(first).log_prob(test_lengths)
     nats = [
         unigram_nll(r.sequence, log_probs) + float(n) for r, n in zip(splits.test, length_nats, strict=True)
     ]
@@ -59,7 +61,7 @@ def main() -> None:
             f"{row['nats_per_sequence']:.1f} | {row['perplexity_bound']:.2f} |"
         )
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        write_json_atomic(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from protein_sedd.training.checkpoint import load_checkpoint
+from protein_sedd.atomic import write_json_atomic
+from protein_sedd.checkpoint import load_checkpoint
 
 PACKAGE = Path(__file__).resolve().parents[1] / "protein_sedd" / "pretrained"
 
@@ -50,7 +51,7 @@ def main() -> None:
         "command": args.command,
         "evaluations": [{k: v for k, v in e.items() if k != "per_sequence"} for e in evaluations],
     }  # fmt: skip
-    (target / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    write_json_atomic(target / "provenance.json", provenance)
     print(f"bundled {args.run} (step {config.step}) -> {target}")
 
 

@@ -3,31 +3,39 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from protein_sedd.commands.ranks import run_on_ranks
+from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 from protein_sedd.distributed import check_devices, distributed
 from protein_sedd.errors import UserError
+from protein_sedd.limits import MAX_BATCH_SIZE, MAX_DESIGN_SEED, MAX_DESIGNS, MAX_SAMPLING_STEPS, check_int
+from protein_sedd.outputs import check_output_file
+from protein_sedd.progress import LoopProgress
+
+if TYPE_CHECKING:
+    from protein_sedd.data.design_request import DesignRequest
+
+DESIGN_HEADER = "design_{:04d} length={} steps={} seed={} predictor={} checkpoint={}{}"
+DESIGN_HEADER_PATTERN = re.compile(r">design_\d{4,} length=\d+ steps=\d+ seed=\d+ predictor=\S+ checkpoint=")
 
 
 def _check_options(
     n, steps, seed, batch_size, predictor, out, length, length_range, template, fix, redesign
-) -> None:
+) -> DesignRequest:
+    from protein_sedd.data.design_request import DesignRequest
     from protein_sedd.diffusion.transitions import PREDICTORS
 
-    if n < 1:
-        raise UserError(f"--n {n}: the number of designs must be >= 1")
-    if steps < 1:
-        raise UserError(f"--steps {steps}: must be >= 1")
-    if seed < 0:
-        raise UserError(f"--seed {seed}: must be >= 0")
-    if batch_size < 1:
-        raise UserError(f"--batch-size {batch_size}: must be >= 1")
+    check_int("--n", n, 1, MAX_DESIGNS)
+    check_int("--steps", steps, 1, MAX_SAMPLING_STEPS)
+    check_int("--seed", seed, 0, MAX_DESIGN_SEED)
+    check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
     if predictor not in PREDICTORS:
         raise UserError(f"--predictor {predictor!r}: choose {' or '.join(PREDICTORS)}")
     if out.is_dir():
@@ -36,73 +44,17 @@ def _check_options(
         )
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
-    if length is not None and length_range is not None:
-        raise UserError("give one of --length or --length-range, not both")
-    conditional = template is not None or fix is not None
-    if conditional and (length is not None or length_range is not None):
-        raise UserError(
-            "--length/--length-range conflict with --template/--fix: the template fixes the length"
-        )
-    if template is not None and fix is not None:
-        raise UserError("give one of --template or --fix/--redesign, not both")
-    if fix is not None and redesign is None:
-        raise UserError(
-            "--fix needs --redesign RANGES (1-based, e.g. 10-30,55-60): which positions to design"
-        )
-    if redesign is not None and fix is None:
-        raise UserError("--redesign needs --fix SEQ.fasta: the sequence whose ranges are redesigned")
+    return DesignRequest(n, length, length_range, template, fix, redesign)  # refuses conflicting choices
 
 
-def _conditional_start(template: str | None, fix: Path | None, redesign: str | None):
-    """(start tokens, header note) for --template or --fix/--redesign; None without either."""
-    from protein_sedd.data.design_starts import parse_ranges, parse_template, redesign_start
-    from protein_sedd.data.fasta import read_fasta
-
-    if template is not None:
-        return parse_template(template), ""
-    if fix is not None:
-        record = read_fasta(fix)[0]
-        ranges = parse_ranges(redesign, len(record.sequence), f"{fix} record {record.id!r}")
-        note = f" source={record.id} redesign={','.join(f'{a}-{b}' for a, b in ranges)}"
-        return redesign_start(record.sequence, ranges), note
-    return None
-
-
-def _lengths(n, length, length_range, config, generator) -> list[int]:
-    from protein_sedd.data.design_starts import check_length, lengths_from_histogram, parse_length_range
-
-    max_length = int(config.model.max_length)
-    if length is not None:
-        check_length(length, max_length, f"--length {length}")
-        return [length] * n
-    if length_range is not None:
-        low, high = parse_length_range(length_range)
-        for end in (low, high):
-            check_length(end, max_length, f"--length-range {length_range}")
-        import torch
-
-        return torch.randint(low, high + 1, (n,), generator=generator).tolist()
-    histogram = config.get("lengths", {}).get("histogram")
-    if not histogram:
-        raise UserError("the checkpoint records no training lengths; pass --length or --length-range")
-    return lengths_from_histogram(list(histogram), n, max_length, generator)
-
-
-def _starts(conditional, n, seed, length, length_range, config, template, fix):
-    """(one start row per design, header note): the template or --fix row n times, or all-mask rows."""
-    import torch
-
-    from protein_sedd.data.alphabet import ALPHABET
-    from protein_sedd.data.design_starts import check_length
-    from protein_sedd.diffusion.sampling import masked_starts
-
-    if conditional is not None:
-        start, note = conditional
-        where = "--template" if template is not None else f"--fix {fix}"
-        check_length(len(start), int(config.model.max_length), where)
-        return [start] * n, note + f" designed={int((start == ALPHABET.mask_index).sum())}"
-    length_generator = torch.Generator().manual_seed(seed)  # on the CPU: lengths never depend on --device
-    return masked_starts(_lengths(n, length, length_range, config, length_generator)), ""
+def is_design_fasta(path: Path) -> bool:
+    """Whether `path` is a FASTA file written by `design` (every header a design header): ours to replace."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            headers = [line for line in handle if line.startswith(">")]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(headers) and all(DESIGN_HEADER_PATTERN.match(h) for h in headers)
 
 
 def _run_name(checkpoint_dir: Path) -> str:
@@ -129,7 +81,8 @@ def design(
     checkpoint: Path = typer.Option(
         None,
         "--checkpoint",
-        help="Run directory (from `protein-sedd train`) or its checkpoint/. Default: the bundled ACYP model.",
+        help="Run directory (from `protein-sedd train`), its checkpoint/, or a bundled model's name "
+        "(acyp-tiny). Default: the bundled ACYP model.",
     ),
     n: int = typer.Option(
         300, "--n", help="Number of designs (with --template/--fix: designs of that template)."
@@ -148,6 +101,7 @@ def design(
     batch_size: int = typer.Option(128, "--batch-size", help="Sequences sampled together (bounds memory)."),
     predictor: str = typer.Option("analytic", "--predictor", help="analytic (Tweedie tau-leaping) or euler."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
+    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
     length: int = typer.Option(None, "--length", help="Design sequences of exactly this length."),
     length_range: str = typer.Option(
         None,
@@ -158,7 +112,7 @@ def design(
         None, "--template", help="Fixed residues and '_' to design, e.g. MKV__G____R."
     ),
     fix: Path = typer.Option(
-        None, "--fix", help="FASTA file; its first sequence is kept outside --redesign."
+        None, "--fix", help="FASTA file (a path, not '-'); its first sequence is kept outside --redesign."
     ),
     redesign: str = typer.Option(
         None, "--redesign", help="1-based inclusive ranges of --fix to design: 10-30,55-60."
@@ -169,27 +123,34 @@ def design(
     devices: int = typer.Option(
         1, "--devices", help="Share the batches among N local ranks (one per GPU; gloo processes on a CPU)."
     ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace --out even when it is not an earlier design FASTA (never an input or checkpoint file).",
+    ),
 ) -> None:
     """Design protein sequences with a trained SEDD checkpoint; writes a FASTA file."""
+    from protein_sedd.checkpoint import load_checkpoint
     from protein_sedd.data.alphabet import ALPHABET
     from protein_sedd.data.fasta import write_fasta
+    from protein_sedd.data.length_prior import LengthPrior
     from protein_sedd.diffusion.graph import build_graph
     from protein_sedd.diffusion.noise import build_noise
     from protein_sedd.diffusion.sampling import in_input_order, sample_batches
-    from protein_sedd.training.checkpoint import load_checkpoint
-    from protein_sedd.training.trainer import select_device
 
-    _check_options(n, steps, seed, batch_size, predictor, out, length, length_range, template, fix, redesign)
+    request = _check_options(
+        n, steps, seed, batch_size, predictor, out, length, length_range, template, fix, redesign
+    )
+    check_output_file(
+        out, "--out", inputs=[fix], overwrite=overwrite, is_own=is_design_fasta, command="design"
+    )
     check_devices(devices, device)
+    check_threads(threads)
     if devices > 1:
         run_on_ranks(ctx, devices)
-    if checkpoint is None:
-        from protein_sedd.pretrained import bundled_checkpoint
-
-        checkpoint = bundled_checkpoint()
-    conditional = _conditional_start(template, fix, redesign)
+    request.read_inputs()  # --template/--fix mistakes show before the checkpoint loads
     requested = select_device(device)
-    with distributed(requested) as ranks:
+    with cpu_threads(threads) as n_threads, distributed(requested) as ranks:
         dev = ranks.device(requested)
         loaded = load_checkpoint(checkpoint, dev)
         config, model = loaded.config, loaded.model
@@ -197,7 +158,7 @@ def design(
             raise UserError(
                 f"{checkpoint}: the autoregressive baseline (model=ar) cannot design; use a SEDD checkpoint"
             )
-        starts, note = _starts(conditional, n, seed, length, length_range, config, template, fix)
+        starts, note = request.starts(LengthPrior.from_config(config), seed)
         graph = build_graph(config.graph.name, ALPHABET)
         noise = build_noise(config.noise)
 
@@ -206,19 +167,13 @@ def design(
         _log(
             console,
             f"design: {n} designs, {steps} steps, predictor {predictor}, {_cache_note(model, graph, cache)}, "
-            f"device {dev.type}{_ranks_note(ranks.world_size, batches)}, checkpoint {loaded.path}",
+            f"device {dev.type}, {n_threads} CPU thread{'s' * (n_threads > 1)}"
+            f"{_ranks_note(ranks.world_size, batches)}, checkpoint {loaded.path}",
         )
         own_batches = sum(ranks.owns(b) for b in range(batches))
-        columns = [
-            TextColumn("[bold blue]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        ]
         began = time.perf_counter()
-        with Progress(*columns, console=console, disable=not ranks.is_main) as progress:
-            label = "steps" if not ranks.enabled else "steps (rank 0)"
-            step_task = progress.add_task(label, total=steps * own_batches)
+        label = "design steps" if not ranks.enabled else "design steps (rank 0)"
+        with LoopProgress(console, label, steps * own_batches) as progress:  # a log line if no terminal
             designed = list(
                 sample_batches(
                     model,
@@ -231,7 +186,7 @@ def design(
                     cache=cache,
                     batch_size=batch_size,
                     runs_batch=ranks.owns,
-                    on_step=lambda: progress.advance(step_task),
+                    on_step=progress.advance,
                 )
             )
         gathered = ranks.gather(designed)
@@ -239,7 +194,7 @@ def design(
         return  # not rank 0: rank 0 writes
     elapsed = time.perf_counter() - began
     sequences, network_rows = in_input_order([batch for part in gathered for batch in part], n)
-    header = "design_{:04d} length={} steps={} seed={} predictor={} checkpoint={}{}"
+    header = DESIGN_HEADER
     name = _run_name(loaded.path)
     records = [
         (header.format(i, len(seq), steps, seed, predictor, name, note), seq)

@@ -8,30 +8,45 @@ from pathlib import Path
 import typer
 from omegaconf import OmegaConf
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from protein_sedd.atomic import write_json_atomic
+from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 from protein_sedd.errors import UserError
+from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, check_int
+from protein_sedd.outputs import check_output_file
+from protein_sedd.progress import LoopProgress
+
+
+def is_report_json(path: Path) -> bool:
+    """Whether `path` holds an earlier evaluate report (then it is ours to replace)."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"checkpoint", "source", "nats_per_sequence"} <= report.keys()
+
 
 SUMMARY_KEYS = ["nats_per_sequence", "bits_per_residue", "perplexity_bound", "n_sequences", "n_residues"]
 
 
 def _records(checkpoint, dataset: str | None, split: str, fasta: Path | None):
     from protein_sedd.data.fasta import read_fasta
-    from protein_sedd.data.prepare import prepare_splits
+    from protein_sedd.data.prepare import prepare_splits, recorded_data_config
 
     config = checkpoint.config
     if fasta is not None:
         return read_fasta(fasta), str(fasta)
     own = dataset is None or dataset == config.data.name
     if own:
-        data_cfg = config.data  # the checkpoint's own dataset, its FASTA path included
+        data_cfg = recorded_data_config(config)  # the file it was trained on, if still there unchanged
         dataset = config.data.name
     elif dataset == "fasta":
         raise UserError("--dataset fasta: this checkpoint was not trained on a FASTA file; use --fasta PATH")
     else:
         data_cfg = OmegaConf.merge(config.data, {"name": dataset, "fasta": None})
-    prepared = prepare_splits(data_cfg, int(config.model.max_length))
+    # --fasta evaluates a whole file, not the split: the not-found message names PROTEIN_SEDD_DATA alone
+    prepared = prepare_splits(data_cfg, int(config.model.max_length), option=None)
     recorded = config.get("dataset", {}).get("sha256")
     if own and recorded and recorded != prepared.sha256:
         raise UserError(
@@ -44,49 +59,68 @@ def _records(checkpoint, dataset: str | None, split: str, fasta: Path | None):
 
 
 def evaluate(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Run directory or checkpoint directory."),
+    checkpoint: Path = typer.Option(
+        ...,
+        "--checkpoint",
+        help="Run directory, checkpoint directory, or a bundled model's name (acyp-tiny).",
+    ),
     dataset: str = typer.Option(
         None,
         "--dataset",
         help="Named dataset (acyp); its split is recomputed exactly. Default: the checkpoint's own.",
     ),
     split: str = typer.Option("test", "--split", help="train, valid or test (with --dataset)."),
-    fasta: Path = typer.Option(None, "--fasta", help="Evaluate every record of this FASTA file instead."),
+    fasta: Path = typer.Option(
+        None, "--fasta", help="Evaluate every record of this FASTA file instead (a path, not '-')."
+    ),
     json_out: Path = typer.Option(None, "--json", help="Also write the results to this JSON file."),
-    t_samples: int = typer.Option(32, "--t-samples", help="Noise-level draws per sequence (stratified)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --json even when it is not an earlier evaluate report."
+    ),
+    t_samples: int = typer.Option(
+        32,
+        "--t-samples",
+        help="Noise-level draws per sequence (stratified). The estimate is unbiased, with low variance for "
+        "absorbing-graph models; for uniform-graph ones it is heavy-tailed: give many, read the standard "
+        "error.",
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Sequences per forward pass."),
     seed: int = typer.Option(0, "--seed", help="Seed of the estimate: same seed, same number."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
 ) -> None:
     """Held-out -log p(x) in nats/sequence and bits/residue: the ELBO bound (SEDD) or exact NLL (model=ar)."""
+    from protein_sedd.checkpoint import load_checkpoint
     from protein_sedd.evaluation.likelihood import check_lengths, likelihood_report
-    from protein_sedd.training.checkpoint import load_checkpoint
-    from protein_sedd.training.trainer import select_device
 
     if dataset is not None and fasta is not None:
         raise UserError("give one of --dataset NAME (with --split) or --fasta PATH, not both")
     if split not in ("train", "valid", "test"):
         raise UserError(f"--split {split!r}: choose train, valid or test")
-    if t_samples < 1 or batch_size < 1:
-        raise UserError("--t-samples and --batch-size must be >= 1")
-    if json_out is not None and json_out.parent and not json_out.parent.is_dir():
-        raise UserError(f"--json {json_out}: folder {json_out.parent} does not exist")
+    check_int("--t-samples", t_samples, 1, MAX_T_SAMPLES)
+    check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+    check_int("--seed", seed, 0, MAX_SEED)
+    if json_out is not None:
+        if not json_out.parent.is_dir():
+            raise UserError(f"--json {json_out}: folder {json_out.parent} does not exist")
+        check_output_file(
+            json_out, "--json", inputs=[fasta], overwrite=overwrite, is_own=is_report_json, command="evaluate"
+        )
+    check_threads(threads)
     dev = select_device(device)
     loaded = load_checkpoint(checkpoint, dev)
     records, source = _records(loaded, dataset, split, fasta)
     check_lengths(records, int(loaded.config.model.max_length), source)
 
     console = Console(stderr=True)
-    columns = [TextColumn("[bold blue]evaluate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("evaluate", total=len(records))
+    with cpu_threads(threads), LoopProgress(console, "evaluate", len(records)) as progress:
         report = likelihood_report(
             loaded,
             records,
             t_samples=t_samples,
             batch_size=batch_size,
             seed=seed,
-            progress=lambda n: progress.advance(task, n),
+            progress=progress.advance,
         )
     report = {"checkpoint": str(loaded.path), "source": source, **report}
     table = Table(title=f"negative ELBO on {source}")
@@ -97,6 +131,4 @@ def evaluate(
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     Console().print(table)
     if json_out is not None:
-        tmp = json_out.with_name(f".{json_out.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=2))
-        tmp.replace(json_out)
+        write_json_atomic(json_out, report)

@@ -11,8 +11,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from protein_sedd.commands.ranks import arguments_given
 from protein_sedd.config import compose_config, config_dir
-from protein_sedd.distributed import check_devices, launch_ranks, world_size_from_env
+from protein_sedd.config_checks import validate_config
+from protein_sedd.config_files import load_config_file
+from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads
+from protein_sedd.distributed import check_devices, is_main_process, launch_ranks, world_size_from_env
 from protein_sedd.errors import UserError
+from protein_sedd.limits import MAX_TRAIN_STEPS, check_int
 from protein_sedd.paths import check_output_path
 
 
@@ -30,11 +34,16 @@ def _compose_new(dataset: str | None, fasta: Path | None, overrides: list[str]) 
     elif fasta:
         group = ["data=fasta"]
     cfg = compose_config(group + overrides, resolve=False)
+    if not isinstance(cfg.get("data"), DictConfig):  # e.g. `~data` deleted the group
+        raise UserError("data: missing section; pick a dataset with --dataset, --fasta or data=NAME")
     if fasta:
         cfg.data.fasta = str(fasta)
     if OmegaConf.is_missing(cfg.data, "fasta"):
         raise UserError("data=fasta needs a file: pass --fasta PATH")
-    OmegaConf.resolve(cfg)
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:  # an override's ${...} that cannot be resolved
+        raise UserError(f"bad config override ({' '.join(str(err).split())[:200]})") from None
     return cfg
 
 
@@ -42,7 +51,7 @@ def _compose_resumed(run_dir: Path, overrides: list[str]) -> DictConfig:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise UserError(f"--resume: {path} not found; is {run_dir} a protein-sedd run directory?")
-    cfg = OmegaConf.load(path)
+    cfg = load_config_file(path)  # bounded, no aliases or interpolations: see config_files
     if overrides:
         if any(
             "=" not in o or o.split("=", 1)[0] in ("model", "data", "noise", "graph", "trainer")
@@ -69,23 +78,34 @@ def train(
     dataset: str = typer.Option(
         None, "--dataset", help="Named dataset (acyp). Default: the config's (acyp)."
     ),
-    fasta: Path = typer.Option(None, "--fasta", help="Train on this FASTA file (plain or .gz) instead."),
+    fasta: Path = typer.Option(
+        None, "--fasta", help="Train on this FASTA file (plain or .gz; a path, not '-') instead."
+    ),
     out: Path = typer.Option(None, "--out", help="Run directory. Default: runs/<data>-<model>-<timestamp>."),
     max_steps: int = typer.Option(None, "--max-steps", help="Optimiser steps (overrides trainer.max_steps)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
+    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last checkpoint."
     ),
     devices: int = typer.Option(
         1, "--devices", help="Data-parallel processes (torchrun + DDP): one per GPU on CUDA, gloo on CPU."
     ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Start a new run in --out even if it holds an earlier run (its checkpoint, config, splits, "
+        "metrics and loss curve are removed) or other files (kept; only the run's files are written).",
+    ),
 ) -> None:
     """Train a DDiT score network with score entropy; writes a checkpoint, metrics.csv and loss_curve.png."""
     from protein_sedd.training.trainer import train as run_training
 
     overrides = list(overrides or [])
-    if max_steps is not None and max_steps < 1:
-        raise UserError(f"--max-steps {max_steps}: must be >= 1")
+    if max_steps is not None:
+        check_int("--max-steps", max_steps, 1, MAX_TRAIN_STEPS)
+    if resume and overwrite:
+        raise UserError("--resume continues the run in --out and --overwrite starts it again: give one")
     if resume:
         if out is None:
             raise UserError("--resume needs --out RUN_DIR (the run to continue)")
@@ -94,9 +114,11 @@ def train(
         cfg = _compose_resumed(out, overrides)
     else:
         cfg = _compose_new(dataset, fasta, overrides)
+    validate_config(cfg)  # before any name is taken from it; --max-steps is bounded like trainer.max_steps
     if max_steps is not None:
         cfg.trainer.max_steps = max_steps
     check_devices(devices, device)
+    check_threads(threads)
     under_torchrun = world_size_from_env() > 1
     if out is None:
         if under_torchrun:
@@ -110,7 +132,9 @@ def train(
         args = arguments_given(ctx, leave_out="devices")
         args[1:1] = ["--out", str(out)]  # the default name holds a timestamp: fix it once, for every rank
         raise typer.Exit(launch_ranks(devices, args))
-    result = run_training(cfg, out, resume=resume, device=device)
+    with cpu_threads(threads):
+        result = run_training(cfg, out, resume=resume, overwrite=overwrite, device=device)
     if result.interrupted:
         raise typer.Exit(130)
-    typer.echo(f"checkpoint: {out / 'checkpoint'} (step {result.step})")
+    if is_main_process():  # every rank trained; one line says where the checkpoint is
+        typer.echo(f"checkpoint: {out / 'checkpoint'} (step {result.step})")

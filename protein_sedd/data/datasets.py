@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from protein_sedd.atomic import atomic_path
 from protein_sedd.config import resource_dir
 from protein_sedd.errors import UserError
 
@@ -73,25 +74,25 @@ def _verify(path: Path, manifest: Manifest) -> Path:
 
 def _download(manifest: Manifest, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(manifest.url, timeout=30) as response, open(partial, "wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
+    try:  # the file appears only once downloaded whole and checked
+        with atomic_path(target) as partial:
+            with urllib.request.urlopen(manifest.url, timeout=30) as response, open(partial, "wb") as out:
+                while block := response.read(1 << 20):
+                    out.write(block)
+            _verify(partial, manifest)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise ConnectionError(str(err)) from None
-    try:
-        _verify(partial, manifest)
-    except UserError:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(target)
     return target
 
 
-def resolve_dataset_path(name: str, fasta: str | Path | None = None) -> Path:
-    """The local FASTA file of a named dataset, downloading it into the cache if needed."""
+def resolve_dataset_path(
+    name: str, fasta: str | Path | None = None, *, option: str | None = "--fasta PATH"
+) -> Path:
+    """The local FASTA file of a named dataset, downloading it into the cache if needed.
+
+    `option` is how the calling command takes the file instead (seq-eval: `--reference PATH`; None: it
+    cannot), named in the not-found message.
+    """
     manifest = load_manifest(name)
     if fasta is not None:
         return _verify(Path(fasta), manifest)
@@ -104,7 +105,10 @@ def resolve_dataset_path(name: str, fasta: str | Path | None = None) -> Path:
         if candidate.is_file():
             return _verify(candidate, manifest)
     where = " or ".join(str(c) for c in candidates)
-    hint = f"download {manifest.url} and put it at {where}, or pass --fasta PATH"
+    hint = (
+        f"download {manifest.url} and put it at {where} (or set PROTEIN_SEDD_DATA to a folder holding "
+        f"{manifest.name}/{manifest.filename})" + (f", or pass {option}" if option else "")
+    )
     if os.environ.get("PROTEIN_SEDD_OFFLINE"):
         raise UserError(f"dataset {name!r} not found and PROTEIN_SEDD_OFFLINE is set; {hint}")
     try:

@@ -1,4 +1,5 @@
-"""What to design: sampler start rows from lengths, templates or a sequence with ranges to redesign.
+"""Start rows and the parsers behind them: all-mask rows of given lengths, templates, a sequence with
+ranges to redesign. `design_request` puts them together from the user's options.
 
 A start row holds the mask token at every position to design and a real token at every fixed one.
 Every parser raises `UserError` with one line naming the option and the offending part.
@@ -14,6 +15,11 @@ from protein_sedd.data.alphabet import ALPHABET, GAPS, InvalidResidue
 from protein_sedd.errors import UserError
 
 DESIGN_CHAR = "_"
+
+
+def masked_starts(lengths: list[int], mask_index: int = ALPHABET.mask_index) -> list[torch.Tensor]:
+    """Unconditional design: every position masked."""
+    return [torch.full((length,), mask_index, dtype=torch.long) for length in lengths]
 
 
 def parse_template(template: str) -> torch.Tensor:
@@ -87,13 +93,3 @@ def check_length(length: int, max_length: int, what: str) -> None:
         raise UserError(f"{what}: length {length} must be >= 1")
     if length > max_length:
         raise UserError(f"{what}: length {length} exceeds the model's maximum length {max_length}")
-
-
-def lengths_from_histogram(histogram: list, n: int, max_length: int, generator: torch.Generator) -> list[int]:
-    """n lengths drawn with the training split's length frequencies (those the model can hold)."""
-    usable = [(int(length), int(count)) for length, count in histogram if 1 <= int(length) <= max_length]
-    if not usable:
-        raise UserError("the checkpoint records no usable training lengths; pass --length or --length-range")
-    values = torch.tensor([length for length, _ in usable])
-    counts = torch.tensor([count for _, count in usable], dtype=torch.float64)
-    return values[torch.multinomial(counts, n, replacement=True, generator=generator)].tolist()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
+from protein_sedd.atomic import atomic_path
 from protein_sedd.data.alphabet import ALPHABET, Alphabet, InvalidResidue
 from protein_sedd.errors import UserError
 
@@ -20,74 +24,171 @@ class FastaRecord:
     sequence: str
 
 
-def _open_text(path: Path):
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
-    # newline=None turns CRLF and CR into '\n' before the parser sees them
-    return io.TextIOWrapper(raw, encoding="utf-8", newline=None)
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_MAX_FASTA_BYTES = 2 * 1024**3
+MAX_FASTA_BYTES_ENV = "PROTEIN_SEDD_MAX_FASTA_BYTES"
+
+
+def max_fasta_bytes() -> int:
+    """The most text one FASTA file may hold after gzip decompression: 2 GiB unless
+    $PROTEIN_SEDD_MAX_FASTA_BYTES says otherwise (a bound on memory, and on a gzip bomb)."""
+    value = os.environ.get(MAX_FASTA_BYTES_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_FASTA_BYTES
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"{MAX_FASTA_BYTES_ENV}={value!r}: expected a whole number of bytes >= 1")
+    return int(value)
+
+
+class _Source(io.RawIOBase):
+    """The file's bytes, read once (a pipe cannot be reopened): hashed as they pass, the head peekable."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._head = b""
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def head(self, size: int) -> bytes:
+        while len(self._head) < size:
+            chunk = self._handle.read(size - len(self._head))
+            if not chunk:
+                break
+            self.sha256.update(chunk)
+            self._head += chunk
+        return self._head
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        n = self._handle.readinto(buffer)
+        if n:
+            self.sha256.update(memoryview(buffer)[:n])
+        return n or 0
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+class _Bounded(io.RawIOBase):
+    """Counts the (decompressed) bytes that pass; past `limit` a UserError stops the read."""
+
+    def __init__(self, stream, limit: int, name: str):
+        self._stream, self._limit, self._name, self.total = stream, limit, name, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._stream.readinto(buffer)
+        self.total += n
+        if self.total > self._limit:
+            raise UserError(
+                f"{self._name}: more than {self._limit:,} bytes of FASTA text (after decompression); "
+                f"set {MAX_FASTA_BYTES_ENV} to allow more"
+            )
+        return n
+
+
+def _checked_lines(handle, name: str):
+    """The text's lines, refusing binary content and text before the first '>' header."""
+    started = False
+    for line in handle:
+        if "\x00" in line:
+            raise UserError(f"{name}: binary content, not a FASTA file")
+        if not started:
+            if not line.strip():
+                continue
+            line = line.lstrip()
+            if not line.startswith(">"):
+                raise UserError(f"{name}: not FASTA, line 1 {line.rstrip()[:40]!r} does not start with '>'")
+            started = True
+        yield line
+    if not started:
+        raise UserError(
+            f"{name}: empty file, expected FASTA records ('>id' lines followed by sequence lines)"
+        )
 
 
 def read_fasta(path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool = True) -> list[FastaRecord]:
     """Read every record of a FASTA file, normalised by the alphabet's policy.
 
     Raises `UserError` with one line naming the file (and record and position) for: a missing or
-    unreadable path, a directory, an empty file, text before the first '>', binary content, an empty
-    record, an invalid residue, and (with `unique_ids`) a repeated id.
+    unreadable path, a directory, standard input ('-'), an empty file, text before the first '>', binary
+    content, more text than `max_fasta_bytes()`, an empty record, an invalid residue, and (with
+    `unique_ids`) a repeated id.
+    """
+    return read_fasta_hashed(path, alphabet, unique_ids)[0]
+
+
+def read_fasta_hashed(
+    path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool = True
+) -> tuple[list[FastaRecord], str]:
+    """`read_fasta` and the sha256 of the file's bytes, from one pass over the file.
+
+    The file is opened once and streamed (plain or gzip, sniffed from its first bytes), so a named pipe
+    works and a gzip file that expands to gigabytes is stopped at the size limit, never held in memory.
     """
     path = Path(path)
     name = str(path)
+    if name == "-":
+        raise UserError(
+            "-: reading FASTA from standard input is not supported; save it to a file and pass its path"
+        )
     if not path.exists():
         raise UserError(f"{name}: no such file")
     if path.is_dir():
         raise UserError(f"{name}: is a directory, expected a FASTA file")
+    limit = max_fasta_bytes()
     records: list[FastaRecord] = []
     seen: set[str] = set()
     try:
-        with _open_text(path) as handle:
-            text = handle.read()
+        source = _Source(open(path, "rb", buffering=0))
     except PermissionError:
         raise UserError(f"{name}: permission denied, cannot read the file") from None
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError) as err:
+    except OSError as err:
+        raise UserError(f"{name}: cannot read the file ({err.strerror or type(err).__name__})") from None
+    try:
+        with source:
+            raw = io.BufferedReader(source)
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if source.head(2) == GZIP_MAGIC else raw
+            # newline=None turns CRLF and CR into '\n' before the parser sees them
+            text = io.TextIOWrapper(io.BufferedReader(_Bounded(stream, limit, name)), "utf-8", newline=None)
+            parsed = SimpleFastaParser(_checked_lines(text, name))
+            for number, (title, raw_sequence) in enumerate(parsed, start=1):
+                record_id = title.split(None, 1)[0] if title.strip() else ""
+                if not record_id:
+                    raise UserError(f"{name}: record {number} has an empty header, expected '>id'")
+                if unique_ids and record_id in seen:
+                    raise UserError(f"{name}: duplicate record id {record_id!r} (record {number})")
+                seen.add(record_id)
+                try:
+                    sequence = alphabet.normalise(raw_sequence)
+                except InvalidResidue as err:
+                    raise UserError(f"{name}: record {record_id!r}: {err}") from None
+                if not sequence:
+                    raise UserError(f"{name}: record {record_id!r}: empty sequence")
+                records.append(FastaRecord(record_id, title, sequence))
+            while raw.read(1 << 20):  # bytes after the text (gzip padding): the hash covers the whole file
+                pass
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error, OSError) as err:
         raise UserError(
             f"{name}: not a text FASTA file ({type(err).__name__}); expected '>' header lines"
         ) from None
-    if "\x00" in text:
-        raise UserError(f"{name}: binary content, not a FASTA file")
-    stripped = text.lstrip()
-    if not stripped:
-        raise UserError(
-            f"{name}: empty file, expected FASTA records ('>id' lines followed by sequence lines)"
-        )
-    if not stripped.startswith(">"):
-        first = stripped.splitlines()[0][:40]
-        raise UserError(f"{name}: not FASTA, line 1 {first!r} does not start with '>'")
-    for number, (title, raw_sequence) in enumerate(SimpleFastaParser(io.StringIO(text)), start=1):
-        record_id = title.split(None, 1)[0] if title.strip() else ""
-        if not record_id:
-            raise UserError(f"{name}: record {number} has an empty header, expected '>id'")
-        if unique_ids and record_id in seen:
-            raise UserError(f"{name}: duplicate record id {record_id!r} (record {number})")
-        seen.add(record_id)
-        try:
-            sequence = alphabet.normalise(raw_sequence)
-        except InvalidResidue as err:
-            raise UserError(f"{name}: record {record_id!r}: {err}") from None
-        if not sequence:
-            raise UserError(f"{name}: record {record_id!r}: empty sequence")
-        records.append(FastaRecord(record_id, title, sequence))
     if not records:
         raise UserError(f"{name}: no FASTA records found")
-    return records
+    return records, source.sha256.hexdigest()
 
 
 def write_fasta(path: str | Path, records) -> None:
     """Write (id or header, sequence) pairs atomically: a temporary file renamed into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
         for header, sequence in records:
             handle.write(f">{header}\n")
             for start in range(0, len(sequence), 80):
                 handle.write(sequence[start : start + 80] + "\n")
-    tmp.replace(path)

@@ -8,7 +8,6 @@ and id without dedupe), so a split depends on the seed and the set of sequences,
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass, field
 
 from protein_sedd.data.fasta import FastaRecord
@@ -93,7 +92,3 @@ def split_records(
     splits = Splits([kept[i] for i in train], [kept[i] for i in valid], [kept[i] for i in test], stats)
     stats.update({f"n_{name}": len(splits[name]) for name in SPLITS})
     return splits
-
-
-def length_histogram(records: list[FastaRecord]) -> dict[int, int]:
-    return dict(sorted(Counter(len(r.sequence) for r in records).items()))

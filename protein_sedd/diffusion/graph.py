@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from protein_sedd.errors import UserError
+
 
 def log_expm1(x: torch.Tensor) -> torch.Tensor:
     """log(exp(x) - 1), stable for small x (expm1) and large x (x + log1p(-exp(-x)))."""
@@ -20,15 +22,21 @@ def entropy_const(r: torch.Tensor) -> torch.Tensor:
     return torch.where(r > 0, r * (torch.log(r.clamp(min=1e-30)) - 1), torch.zeros_like(r))
 
 
-class AbsorbingGraph:
-    """Each real token jumps to the mask at rate sigma(t); the mask never leaves."""
+class Graph:
+    """What every graph knows of the alphabet: N real tokens, where the mask and the pad sit."""
 
-    name = "absorbing"
+    name = ""
 
     def __init__(self, n_residues: int, mask_index: int, pad_index: int):
         self.n = n_residues
         self.mask_index = mask_index
         self.pad_index = pad_index
+
+
+class AbsorbingGraph(Graph):
+    """Each real token jumps to the mask at rate sigma(t); the mask never leaves."""
+
+    name = "absorbing"
 
     def perturb(self, x0, sigma_bar, generator=None):
         """Mask each real position with probability 1 - exp(-sigma_bar)."""
@@ -37,7 +45,12 @@ class AbsorbingGraph:
         return torch.where((draw < p_mask) & (x0 != self.pad_index), self.mask_index, x0)
 
     def log_score(self, logits, sigma_bar, time_conditioning: bool):
-        """Log scores over real tokens at masked positions (DESIGN.md: the two parametrisations)."""
+        """Log scores over real tokens at masked positions, in one of two parametrisations.
+
+        At a masked position i, p_t(x with y at i) / p_t(x) = p_0(y | unmasked rest) / expm1(sigma_bar), so
+        a time-independent network only has to predict p_0: its log softmax less log expm1(sigma_bar).
+        A time-conditioned network's logits are taken as the log score, offset by the same shift and log N.
+        """
         real = logits[..., : self.n].float()
         shift = log_expm1(sigma_bar.float())[:, None, None]
         if time_conditioning:
@@ -58,15 +71,10 @@ class AbsorbingGraph:
         return torch.where(x_t == self.mask_index, value, torch.zeros_like(value))
 
 
-class UniformGraph:
+class UniformGraph(Graph):
     """Each real token jumps to a uniformly random real token at rate sigma(t) (Q = 11^T / N - I)."""
 
     name = "uniform"
-
-    def __init__(self, n_residues: int, mask_index: int, pad_index: int):
-        self.n = n_residues
-        self.mask_index = mask_index
-        self.pad_index = pad_index
 
     def perturb(self, x0, sigma_bar, generator=None):
         """With probability 1 - exp(-sigma_bar) a position is redrawn uniformly (possibly to itself)."""
@@ -95,6 +103,6 @@ class UniformGraph:
 
 def build_graph(name: str, alphabet):
     graphs = {"absorbing": AbsorbingGraph, "uniform": UniformGraph}
-    if name not in graphs:
-        raise ValueError(f"unknown graph {name!r}")
+    if name not in graphs:  # configs are validated first (config_checks); this guards direct callers
+        raise UserError(f"graph.name={name!r}: choose {' or '.join(graphs)}")
     return graphs[name](alphabet.n_residues, alphabet.mask_index, alphabet.pad_index)

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from protein_sedd.errors import UserError
+
 
 class LogLinearNoise:
     """sigma_bar(t) = -log(1 - (1 - eps) t): the mask probability 1 - exp(-sigma_bar) grows linearly in t."""
@@ -35,8 +37,10 @@ class GeometricNoise:
 
 
 def build_noise(cfg) -> LogLinearNoise | GeometricNoise:
-    if cfg.type == "loglinear":
+    """The schedule a (validated, see config_checks) noise config names; unknown names are a UserError."""
+    kind = cfg.get("type")
+    if kind == "loglinear":
         return LogLinearNoise(eps=cfg.eps)
-    if cfg.type == "geometric":
+    if kind == "geometric":
         return GeometricNoise(sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max)
-    raise ValueError(f"unknown noise type {cfg.type!r}")
+    raise UserError(f"noise.type={kind!r}: choose loglinear or geometric")

@@ -43,11 +43,29 @@ def cache_applies(model, graph) -> bool:
     return graph.name == "absorbing" and not model.config.time_conditioning
 
 
+def time_grid(noise, steps: int) -> torch.Tensor:
+    """t = 1, ..., t_end: steps + 1 equally spaced times, float64 on the host."""
+    t_end = noise.eps if isinstance(noise, LogLinearNoise) else 0.0
+    return torch.linspace(1.0, t_end, steps + 1, dtype=torch.float64)
+
+
 def sigma_grid(noise, steps: int) -> list[float]:
     """sigma_bar at t = 1, ..., t_end (steps + 1 values, float64 precision, on the host)."""
-    t_end = noise.eps if isinstance(noise, LogLinearNoise) else 0.0
-    times = torch.linspace(1.0, t_end, steps + 1, dtype=torch.float64)
-    return noise.total(times).tolist()
+    return noise.total(time_grid(noise, steps)).tolist()
+
+
+def step_sizes(noise, steps: int, predictor: str) -> list[float]:
+    """The `d` of each reverse step from t to s (see transitions.py), one per step.
+
+    analytic: the noise the step removes, sigma_bar(t) - sigma_bar(s). euler: the first-order step
+    sigma(t) (t - s), the rate at the step's start times its length. Log-linear noise makes the euler
+    size equal expm1 of the analytic one, so on the absorbing graph both predictors jump alike.
+    """
+    times = time_grid(noise, steps)
+    if predictor == "euler":
+        return (noise.rate(times[:-1]) * (times[:-1] - times[1:])).tolist()
+    total = noise.total(times)
+    return (total[:-1] - total[1:]).tolist()
 
 
 class NetworkScores:
@@ -119,11 +137,11 @@ def uniform_step(x, free, score, d: float, predictor: str, u, graph) -> torch.Te
     return torch.where(free, drawn, x)
 
 
-def _sample_absorbing(scores, graph, x, sigmas, predictor, generator, on_step) -> torch.Tensor:
-    for t_sigma, s_sigma in zip(sigmas[:-1], sigmas[1:], strict=True):
+def _sample_absorbing(scores, graph, x, sigmas, sizes, predictor, generator, on_step) -> torch.Tensor:
+    for t_sigma, d in zip(sigmas[:-1], sizes, strict=True):
         score = scores(x, t_sigma, (x == graph.mask_index).any(-1))
         u = uniforms(x.shape, generator, x.device)  # every row, every step: the cache never shifts the stream
-        new = absorbing_step(x, score, t_sigma - s_sigma, predictor, u, graph)
+        new = absorbing_step(x, score, d, predictor, u, graph)
         scores.tokens_changed((new != x).any(-1))
         x = new
         on_step()
@@ -131,16 +149,14 @@ def _sample_absorbing(scores, graph, x, sigmas, predictor, generator, on_step) -
     return absorbing_denoise(x, score, uniforms(x.shape, generator, x.device), graph)
 
 
-def _sample_uniform(scores, graph, x, sigmas, predictor, generator, on_step) -> torch.Tensor:
+def _sample_uniform(scores, graph, x, sigmas, sizes, predictor, generator, on_step) -> torch.Tensor:
     free = x == graph.mask_index
     start = torch.randint(0, graph.n, x.shape, generator=generator, device=x.device)
     x = torch.where(free, start, x)  # the uniform graph's limit: designed positions uniformly random
     everyone = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    for t_sigma, s_sigma in zip(sigmas[:-1], sigmas[1:], strict=True):
+    for t_sigma, d in zip(sigmas[:-1], sizes, strict=True):
         score = scores(x, t_sigma, everyone)
-        x = uniform_step(
-            x, free, score, t_sigma - s_sigma, predictor, uniforms(x.shape, generator, x.device), graph
-        )
+        x = uniform_step(x, free, score, d, predictor, uniforms(x.shape, generator, x.device), graph)
         on_step()
     # the denoise is the analytic step over the noise left at t_end
     score = scores(x, sigmas[-1], everyone)
@@ -153,11 +169,6 @@ def _pad_batch(starts: list[torch.Tensor], pad_index: int, device) -> tuple[torc
     for row, start in enumerate(starts):
         x[row, : len(start)] = start
     return x.to(device), lengths.to(device)
-
-
-def masked_starts(lengths: list[int], mask_index: int = ALPHABET.mask_index) -> list[torch.Tensor]:
-    """Unconditional design: every position masked."""
-    return [torch.full((length,), mask_index, dtype=torch.long) for length in lengths]
 
 
 def plan_batches(starts: list[torch.Tensor], batch_size: int) -> list[list[int]]:
@@ -209,7 +220,7 @@ def sample_batches(
 ) -> Iterator[DesignedBatch]:
     """Design the batches of `plan_batches(starts, batch_size)` that `runs_batch` picks, one at a time."""
     device = next(model.parameters()).device
-    sigmas = sigma_grid(noise, steps)
+    sigmas, sizes = sigma_grid(noise, steps), step_sizes(noise, steps, predictor)
     run = _sample_absorbing if graph.name == "absorbing" else _sample_uniform
     for number, batch in enumerate(plan_batches(starts, batch_size)):
         if not runs_batch(number):
@@ -217,42 +228,20 @@ def sample_batches(
         x, lengths = _pad_batch([starts[i] for i in batch], graph.pad_index, device)
         scores = NetworkScores(model, graph, x, lengths, cache)
         generator = batch_generator(seed, number, device)
-        x = run(scores, graph, x, sigmas, predictor, generator, on_step or (lambda: None)).cpu()
+        x = run(scores, graph, x, sigmas, sizes, predictor, generator, on_step or (lambda: None)).cpu()
         if bool((x == graph.mask_index).any()):
             raise RuntimeError("internal error: a mask token survived the final denoising step")
         sequences = [ALPHABET.decode(x[row, : len(starts[i])]) for row, i in enumerate(batch)]
         yield DesignedBatch(batch, sequences, scores.rows_run)
 
 
-def sample(
-    model,
-    graph,
-    noise,
-    starts: list[torch.Tensor],
-    *,
-    steps: int,
-    seed: int,
-    predictor: str = "analytic",
-    cache: bool = True,
-    batch_size: int = 128,
-    on_step: Callable[[], None] | None = None,
-) -> SampleResult:
+def sample(model, graph, noise, starts: list[torch.Tensor], **options) -> SampleResult:
     """Design one sequence per start row (mask token = position to design), in input order.
 
-    Memory is bounded by `batch_size` whatever the number of starts. With the same seed, device and
-    batch size the output is repeatable, and the cache never changes it.
+    `options` are `sample_batches`' keywords (steps, seed, predictor, cache, batch_size, on_step). Memory
+    is bounded by `batch_size` whatever the number of starts. With the same seed, device and batch size
+    the output is repeatable, and the cache never changes it.
     """
-    batches = sample_batches(
-        model,
-        graph,
-        noise,
-        starts,
-        steps=steps,
-        seed=seed,
-        predictor=predictor,
-        cache=cache,
-        batch_size=batch_size,
-        on_step=on_step,
-    )
+    batches = sample_batches(model, graph, noise, starts, **options)
     sequences, rows_run = in_input_order(list(batches), len(starts))
-    return SampleResult(sequences, rows_run, cache and cache_applies(model, graph))
+    return SampleResult(sequences, rows_run, options.get("cache", True) and cache_applies(model, graph))

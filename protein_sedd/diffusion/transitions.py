@@ -1,7 +1,9 @@
 """Reverse-step transition weights of the two graphs, from scores to unnormalised probabilities.
 
-`score` is exp(log score) over the N real tokens, float64 [..., N]; `d = sigma_bar(t) - sigma_bar(s)` for
-a step from t to s < t. Every function returns non-negative weights for `sample_categorical`.
+`score` is exp(log score) over the N real tokens, float64 [..., N]; `d` is the size of a step from t to
+s < t: the noise it removes, sigma_bar(t) - sigma_bar(s), for analytic; the rate times the step,
+sigma(t) (t - s), for euler (`sampling.step_sizes`). Every function returns non-negative weights for
+`sample_categorical`.
 
 Absorbing (mask = the extra last column "stay masked"):
 - analytic (Tweedie tau-leaping, SEDD Alg. 2): p(y) = expm1(d) score[y], stay = 1 - sum_y p(y), clamped at 0;

@@ -22,6 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from protein_sedd.atomic import atomic_path
+from protein_sedd.data.datasets import cache_root
+from protein_sedd.errors import UserError
+
 HMM_SAMPLE_SIZE = 1000
 SAMPLE_SEED = 0
 PASS_BITS = 25.0
@@ -56,8 +60,7 @@ def build_family_hmm(sequences: Sequence[str], name: str = "family"):
 
 
 def user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "protein-sedd" / "hmm"
+    return cache_root() / "hmm"  # beside the dataset cache: one place to point elsewhere (XDG_CACHE_HOME)
 
 
 def cache_candidates(reference: Path, sha256: str, size: int) -> list[Path]:
@@ -85,12 +88,10 @@ def _write_hmm(hmm, path: Path) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not _writable_dir(path.parent):
             return False
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as handle:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             hmm.write(handle)
-        tmp.replace(path)
         return True
-    except OSError:
+    except (OSError, UserError):  # a cache that cannot be written (full, read-only) is only slower
         return False
 
 

@@ -29,12 +29,11 @@ MAX_FOLD_LENGTH = (
 )
 DEFAULT_MODEL = "facebook/esmfold_v1"
 BACKENDS = ("transformers", "fair-esm")
-DEVICES = ("auto", "cpu", "cuda")
 CA_ATOM = 1  # index of C-alpha in the atom37 order (N, CA, C, CB, O, ...)
 FAIR_ESM_CHECKPOINTS = ("esmfold_3B_v1.pt", "esm2_t36_3B_UR50D.pt")  # torch-hub files esmfold_v1() needs
 DOWNLOAD_HINT = (
     "pass a local folder with --model PATH, or fill the Hugging Face cache on a machine with internet with "
-    "`huggingface-cli download facebook/esmfold_v1`"
+    "`hf download facebook/esmfold_v1` (the command-line tool of huggingface-hub)"
 )
 
 
@@ -48,16 +47,6 @@ class FoldedDesign:
     @property
     def mean_plddt(self) -> float:
         return float(np.mean(self.residue_plddt))
-
-
-def resolve_device(device: str) -> torch.device:
-    if device not in DEVICES:
-        raise UserError(f"--device {device!r}: expected one of {', '.join(DEVICES)}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    return torch.device(device)
 
 
 def plddt_to_percent(raw: np.ndarray, scale: float) -> np.ndarray:
@@ -101,7 +90,36 @@ def _atom_b_factors(residue_plddt: np.ndarray) -> np.ndarray:
     return np.repeat(residue_plddt[:, None], 37, axis=1)
 
 
-class TransformersESMFold:
+class _ESMFold:
+    """What both backends share: run ESMFold on a batch and turn its output into scored PDB files."""
+
+    plddt_scale: float  # the backend's pLDDT scale (1.0 or 100.0), converted to 0-100
+
+    @torch.no_grad()
+    def fold(self, sequences: Sequence[str]) -> list[FoldedDesign]:
+        atom14_to_atom37, Protein, to_pdb = self._structure_tools()
+        output = self.model.infer(list(sequences))
+        atom37 = atom14_to_atom37(output["positions"][-1], output).float().cpu().numpy()
+        plddt = output["plddt"].float().cpu().numpy()
+        atom_mask = output["atom37_atom_exists"].cpu().numpy()
+        aatype = output["aatype"].cpu().numpy()
+        residue_index = output["residue_index"].cpu().numpy()
+        designs = []
+        for i, sequence in enumerate(sequences):
+            n = len(sequence)
+            residue_plddt = plddt_to_percent(plddt[i, :n, CA_ATOM], self.plddt_scale)
+            protein = Protein(
+                atom_positions=atom37[i, :n],
+                aatype=aatype[i, :n],
+                atom_mask=atom_mask[i, :n],
+                residue_index=residue_index[i, :n] + 1,
+                b_factors=_atom_b_factors(residue_plddt),
+            )
+            designs.append(FoldedDesign(sequence, residue_plddt, self._ptm(output, i, n), to_pdb(protein)))
+        return designs
+
+
+class TransformersESMFold(_ESMFold):
     """transformers' `EsmForProteinFolding`, loaded from a local folder or the HF cache, never the network."""
 
     name = "transformers"
@@ -116,33 +134,19 @@ class TransformersESMFold:
     def load(cls, model: str, device: torch.device, chunk_size: int | None) -> TransformersESMFold:
         return cls(_load_transformers_model(model), device, chunk_size)
 
-    @torch.no_grad()
-    def fold(self, sequences: Sequence[str]) -> list[FoldedDesign]:
+    @staticmethod
+    def _structure_tools():
         from transformers.models.esm.openfold_utils.feats import atom14_to_atom37
-        from transformers.models.esm.openfold_utils.loss import compute_tm
         from transformers.models.esm.openfold_utils.protein import Protein, to_pdb
 
-        output = self.model.infer(list(sequences))
-        atom37 = atom14_to_atom37(output["positions"][-1], output).float().cpu().numpy()
-        plddt = output["plddt"].float().cpu().numpy()
-        atom_mask = output["atom37_atom_exists"].cpu().numpy()
-        aatype = output["aatype"].cpu().numpy()
-        residue_index = output["residue_index"].cpu().numpy()
-        designs = []
-        for i, sequence in enumerate(sequences):
-            n = len(sequence)
-            residue_plddt = plddt_to_percent(plddt[i, :n, CA_ATOM], self.plddt_scale)
-            ptm_logits = output["ptm_logits"][i, :n, :n].float()
-            ptm = float(compute_tm(ptm_logits, max_bin=31, no_bins=self.model.distogram_bins))
-            protein = Protein(
-                atom_positions=atom37[i, :n],
-                aatype=aatype[i, :n],
-                atom_mask=atom_mask[i, :n],
-                residue_index=residue_index[i, :n] + 1,
-                b_factors=_atom_b_factors(residue_plddt),
-            )
-            designs.append(FoldedDesign(sequence, residue_plddt, ptm, to_pdb(protein)))
-        return designs
+        return atom14_to_atom37, Protein, to_pdb
+
+    def _ptm(self, output, index: int, n: int) -> float:
+        """pTM over this sequence's own residues (the port's batched `ptm` mixes the padded batch)."""
+        from transformers.models.esm.openfold_utils.loss import compute_tm
+
+        logits = output["ptm_logits"][index, :n, :n].float()
+        return float(compute_tm(logits, max_bin=31, no_bins=self.model.distogram_bins))
 
 
 def _is_hub_id(model: str) -> bool:
@@ -173,7 +177,9 @@ def _load_transformers_model(model: str):
         source = model
     try:
         config = EsmConfig.from_pretrained(source, local_files_only=True)
-    except (OSError, ValueError):
+    except (OSError, ValueError) as err:
+        if local.exists():
+            raise UserError(f"--model {model}: unreadable config.json ({_one_line(err)})") from None
         raise UserError(
             f"ESMFold weights {model!r} are not in the Hugging Face cache; {DOWNLOAD_HINT}"
         ) from None
@@ -183,13 +189,18 @@ def _load_transformers_model(model: str):
         )
     try:
         return EsmForProteinFolding.from_pretrained(source, local_files_only=True)
-    except OSError as err:
+    except Exception as err:  # a truncated or corrupt download fails in many ways (safetensors, torch, json)
         raise UserError(
-            f"--model {model}: cannot load the ESMFold weights ({err}); {DOWNLOAD_HINT}"
+            f"--model {model}: cannot load the ESMFold weights ({type(err).__name__}: {_one_line(err)}); "
+            f"replace them with a fresh copy ({DOWNLOAD_HINT})"
         ) from None
 
 
-class FairEsmESMFold:
+def _one_line(err: Exception, limit: int = 200) -> str:
+    return " ".join(str(err).split())[:limit]
+
+
+class FairEsmESMFold(_ESMFold):
     """fair-esm's `esmfold_v1()` (needs openfold); weights from the torch-hub cache or a local .pt file."""
 
     name = "fair-esm"
@@ -211,31 +222,15 @@ class FairEsmESMFold:
             raise UserError("--backend fair-esm needs the fair-esm package: pip install 'fair-esm[esmfold]'")
         return cls(_load_fair_esm_model(model), device, chunk_size)
 
-    @torch.no_grad()
-    def fold(self, sequences: Sequence[str]) -> list[FoldedDesign]:
+    @staticmethod
+    def _structure_tools():
         from openfold.np.protein import Protein, to_pdb
         from openfold.utils.feats import atom14_to_atom37
 
-        output = self.model.infer(list(sequences))
-        atom37 = atom14_to_atom37(output["positions"][-1], output).float().cpu().numpy()
-        plddt = output["plddt"].float().cpu().numpy()
-        atom_mask = output["atom37_atom_exists"].cpu().numpy()
-        aatype = output["aatype"].cpu().numpy()
-        residue_index = output["residue_index"].cpu().numpy()
-        ptm = output["ptm"].float().cpu().numpy()  # fair-esm computes pTM per sequence already
-        designs = []
-        for i, sequence in enumerate(sequences):
-            n = len(sequence)
-            residue_plddt = plddt_to_percent(plddt[i, :n, CA_ATOM], self.plddt_scale)
-            protein = Protein(
-                atom_positions=atom37[i, :n],
-                aatype=aatype[i, :n],
-                atom_mask=atom_mask[i, :n],
-                residue_index=residue_index[i, :n] + 1,
-                b_factors=_atom_b_factors(residue_plddt),
-            )
-            designs.append(FoldedDesign(sequence, residue_plddt, float(ptm[i]), to_pdb(protein)))
-        return designs
+        return atom14_to_atom37, Protein, to_pdb
+
+    def _ptm(self, output, index: int, n: int) -> float:
+        return float(output["ptm"][index])  # fair-esm computes pTM per sequence already
 
 
 def _load_fair_esm_model(model: str):

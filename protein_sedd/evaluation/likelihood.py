@@ -10,8 +10,9 @@ from protein_sedd.baselines.autoregressive import dataset_nll
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import encode_all
 from protein_sedd.data.fasta import FastaRecord
+from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.diffusion.graph import build_graph
-from protein_sedd.diffusion.likelihood import LN2, dataset_negative_elbo, length_log_probs
+from protein_sedd.diffusion.likelihood import LN2, dataset_negative_elbo
 from protein_sedd.errors import UserError
 
 
@@ -22,12 +23,6 @@ def check_lengths(records: list[FastaRecord], max_length: int, source: str) -> N
                 f"{source}: record {record.id!r} has {len(record.sequence)} residues, "
                 f"longer than the model context ({max_length})"
             )
-
-
-def length_term(config, lengths: torch.Tensor) -> torch.Tensor:
-    """-log p(L) in nats for each length, from the checkpoint's training length histogram."""
-    histogram = {int(length): int(count) for length, count in config.lengths.histogram}
-    return -length_log_probs(histogram, int(config.model.max_length))[lengths]
 
 
 def sequence_bound(model, graph, tokens, *, t_samples: int, batch_size: int, seed: int, progress=None):
@@ -65,7 +60,7 @@ def likelihood_report(
             model, graph, tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
         )
     lengths = torch.tensor([len(t) for t in tokens])
-    length_nats = length_term(config, lengths)
+    length_nats = -LengthPrior.from_config(config).log_prob(lengths)
     total = elbo + length_nats
     n_residues = int(lengths.sum())
     n = len(records)

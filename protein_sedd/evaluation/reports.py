@@ -1,17 +1,13 @@
-"""Report files for the evaluators: atomic CSV/JSON/text writes, a staged output folder, histograms, tables.
+"""Report files for the evaluators: CSV tables, histograms and console tables.
 
-Everything here is generic (no knowledge of folding or HMMs) so every evaluator writes its outputs the same
-way: a file appears complete or not at all, and an output folder appears only once all of it is written.
+Everything here is generic (no knowledge of folding or HMMs), so every evaluator reports the same way;
+every file is written atomically (`protein_sedd.atomic`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,55 +15,21 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _json_safe(value):
-    """NaN/inf are not JSON: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.floating, np.integer)):
-        return _json_safe(value.item())
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def write_json_atomic(path: Path, data: Mapping) -> None:
-    write_text_atomic(path, json.dumps(_json_safe(data), indent=2) + "\n")
+from protein_sedd.atomic import atomic_path, write_text_atomic
 
 
 def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:
     write_text_atomic(path, frame.to_csv(index=False))
 
 
-@contextmanager
-def staged_output_dir(target: Path) -> Iterator[Path]:
-    """Yield an empty folder next to `target`; on success it replaces `target`, on failure it is removed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        target.replace(backup)
-    staging.replace(target)
-    shutil.rmtree(backup, ignore_errors=True)
+def histogram_png(path: Path, values: Sequence[float], **options) -> None:
+    """`histogram_figure(values, **options)` written as PNG."""
+    figure = histogram_figure(values, **options)
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp)
 
 
-def histogram_png(
-    path: Path,
+def histogram_figure(
     values: Sequence[float],
     *,
     title: str,
@@ -76,28 +38,40 @@ def histogram_png(
     threshold_label: str | None = None,
     value_range: tuple[float, float] | None = None,
     bins: int = 30,
-) -> None:
-    """A histogram with an optional vertical threshold line, written as PNG (no pyplot, no global state)."""
+):
+    """A histogram with an optional vertical threshold line, as a Figure (no pyplot, no global state)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(6, 4), dpi=120)
     axes = figure.subplots()
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    axes.hist(finite, bins=bins, range=value_range, color="#4C72B0", edgecolor="white")
+    bin_range = value_range or _bin_range(finite, threshold)
+    axes.hist(finite, bins=bins, range=bin_range, color="#4C72B0", edgecolor="white")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 ticks
     if threshold is not None:
         axes.axvline(
             threshold, color="#C44E52", linestyle="--", label=threshold_label or f"threshold {threshold:g}"
         )
-        axes.legend(loc="upper left")
+        axes.legend(loc="best")  # off the bars (every design at 0 bits sits at the upper left)
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("count")
     if value_range is not None:
         axes.set_xlim(*value_range)
     figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp)
-    tmp.replace(path)
+    return figure
+
+
+def _bin_range(finite: Sequence[float], threshold: float | None) -> tuple[float, float] | None:
+    """Bins over the data and the threshold line together, never zero-wide: bars keep a visible width
+    beside the line (every design at 0 bits, the line at 25, was one invisible hairline bar)."""
+    if not finite:
+        return None
+    low, high = min(finite), max(finite)
+    if threshold is not None:
+        low, high = min(low, threshold), max(high, threshold)
+    return (low - 0.5, high + 0.5) if low == high else (low, high)
 
 
 def _cell(value) -> str:
@@ -111,8 +85,8 @@ def _cell(value) -> str:
 def summary_table(title: str, summary: Mapping) -> Table:
     """A two-column table of the scalar entries of a summary dict (nested ones are skipped)."""
     table = Table(title=title, show_header=False)
-    table.add_column("metric", style="bold")
-    table.add_column("value", justify="right")
+    table.add_column("metric", style="bold", no_wrap=True)
+    table.add_column("value", justify="right", overflow="fold")  # long paths wrap, never lose their end
     for key, value in summary.items():
         if not isinstance(value, (Mapping, list, tuple)):
             table.add_row(key, _cell(value))
@@ -122,7 +96,12 @@ def summary_table(title: str, summary: Mapping) -> Table:
 def rows_table(title: str, frame: pd.DataFrame, columns: Sequence[str]) -> Table:
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, justify="left" if frame[column].dtype == object else "right")
+        # numbers and flags are short: never wrapped, so their headers stay whole; a narrow terminal
+        # folds the text columns (ids) instead, character by character, without cutting them short
+        if pd.api.types.is_numeric_dtype(frame[column]):
+            table.add_column(column, justify="right", no_wrap=True)
+        else:
+            table.add_column(column, overflow="fold")
     for _, row in frame.iterrows():
         table.add_row(*(_cell(row[c]) for c in columns))
     return table

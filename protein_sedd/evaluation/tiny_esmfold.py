@@ -1,19 +1,33 @@
 """A toy-size, random-init ESMFold saved like a downloaded checkpoint.
 
 Real ESMFold weights (facebook/esmfold_v1, ~8 GB) are not always at hand: tests and the smoke workflow
-fold with this model to run the whole fold-eval path. Its pLDDT values mean nothing.
+fold with this model to run the whole fold-eval path. Its pLDDT values mean nothing, so its config.json
+carries a `TOY_KEY` flag and fold-eval labels every report of it as a plumbing check.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
+
+TOY_KEY = "protein_sedd_toy"
+PLUMBING_NOTE = "plumbing check: toy random-weight ESMFold, pLDDT meaningless"
+
+
+def is_toy_esmfold(model: str | Path) -> bool:
+    """Whether `model` is a folder saved by `build_tiny_esmfold` (a hub id or .pt file never is)."""
+    try:
+        return bool(json.loads((Path(model).expanduser() / "config.json").read_text()).get(TOY_KEY))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def build_tiny_esmfold(path: Path, seed: int = 0) -> Path:
     from transformers import EsmConfig, EsmForProteinFolding
     from transformers.models.esm.configuration_esm import get_default_vocab_list
+    from transformers.utils import logging as hf_logging
 
     structure_module = dict(
         sequence_dim=32, pairwise_dim=16, ipa_dim=8, resnet_dim=16, num_heads_ipa=2, num_qk_points=2,
@@ -28,7 +42,7 @@ def build_tiny_esmfold(path: Path, seed: int = 0) -> Path:
         max_position_embeddings=1026, position_embedding_type="rotary", pad_token_id=1, mask_token_id=32,
         token_dropout=True, emb_layer_norm_before=False, is_folding_model=True,
         vocab_list=list(get_default_vocab_list()),
-        esmfold_config=dict(fp16_esm=True, lddt_head_hid_dim=16, trunk=trunk),
+        esmfold_config=dict(fp16_esm=True, lddt_head_hid_dim=16, trunk=trunk), **{TOY_KEY: True},
     )  # fmt: skip
     torch.manual_seed(seed)
     model = EsmForProteinFolding(config).eval()
@@ -38,5 +52,6 @@ def build_tiny_esmfold(path: Path, seed: int = 0) -> Path:
         for layer in model.lddt_head:
             if isinstance(layer, torch.nn.Linear):
                 layer.weight.mul_(30.0)
+    hf_logging.disable_progress_bar()  # no stray "Writing model shards" bar in the workflow's console
     model.save_pretrained(path)
     return path

@@ -35,7 +35,7 @@ class DDiTConfig:
     # Rotary attention alone cannot tell positions apart in a fully masked sequence (every position
     # sees identical keys), so the first unmasking step would draw all residues from one pooled
     # distribution. Learned embeddings of the distance to both ends give each position its place,
-    # as the start/end tokens of the seeds' reference implementation do.
+    # as start/end tokens do in earlier SEDD protein models.
     end_embeddings: bool = True
 
     @classmethod

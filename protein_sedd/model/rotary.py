@@ -15,7 +15,9 @@ class Rotary(nn.Module):
 
     def cos_sin(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin tables of shape [length, 1, head_dim], cached across calls of the same length."""
-        if self._cache is None or self._cache[0] < length or self._cache[1] != device:
+        stale = self._cache is None or self._cache[0] < length or self._cache[1] != device
+        # tables built under inference_mode (sampling) cannot be saved for backward: rebuild them for training
+        if stale or (self._cache[2].is_inference() and not torch.is_inference_mode_enabled()):
             positions = torch.arange(length, device=device, dtype=torch.float32)
             angles = torch.outer(positions, self.inv_freq.to(device))
             angles = torch.cat([angles, angles], dim=-1)[:, None, :]

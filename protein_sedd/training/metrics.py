@@ -1,10 +1,16 @@
-"""metrics.csv (one row per logged step) and the loss-curve picture drawn from it."""
+"""metrics.csv (one row per logged step) and the loss-curve picture drawn from it.
+
+A step both logged and validated is one row holding both. Files from before that (a training row and a
+validation row for the same step) read and plot the same way.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
 from pathlib import Path
+
+from protein_sedd.atomic import atomic_path
 
 COLUMNS = [
     "step",
@@ -29,7 +35,7 @@ class MetricsLog:
             self._write_all([])
 
     def _write_all(self, rows: list[dict]) -> None:
-        with open(self.path, "w", newline="") as handle:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
@@ -45,17 +51,23 @@ class MetricsLog:
 
 
 def plot_loss_curve(metrics_path: Path, out_path: Path) -> None:
-    import matplotlib
+    figure = loss_curve_figure(MetricsLog.read(metrics_path))
+    with atomic_path(out_path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=120)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    rows = MetricsLog.read(metrics_path)
+def loss_curve_figure(rows: list[dict]):
+    """Train loss and validation bound against the step (a matplotlib Figure: no pyplot, no global state)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     train = [(int(r["step"]), float(r["train_loss"])) for r in rows if r["train_loss"]]
     valid = [
         (int(r["step"]), float(r["valid_bits_per_residue"])) for r in rows if r["valid_bits_per_residue"]
     ]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps: no 2.5 ticks on a short run
     if train:
         ax.plot(*zip(*train, strict=True), label="train loss (bits/residue)", color="tab:blue", alpha=0.8)
     if valid:
@@ -67,9 +79,7 @@ def plot_loss_curve(metrics_path: Path, out_path: Path) -> None:
     if finite:
         ax.set_ylim(bottom=max(0.0, min(finite) - 0.2), top=min(max(finite), 2.5 * min(finite) + 0.5))
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or valid:
+        ax.legend()
     fig.tight_layout()
-    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(out_path)
+    return fig

@@ -8,10 +8,12 @@ reaches the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,105 +24,35 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 
+from protein_sedd.atomic import atomic_path, write_json_atomic
 from protein_sedd.baselines.autoregressive import sequence_nll
+from protein_sedd.checkpoint import CHECKPOINT_DIR, resolve_checkpoint_dir
+from protein_sedd.config_checks import validate_config
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import BatchStream, encode_all
-from protein_sedd.data.prepare import prepare_splits
-from protein_sedd.data.splits import length_histogram
-from protein_sedd.diffusion.graph import build_graph
+from protein_sedd.data.length_prior import LengthPrior
+from protein_sedd.data.prepare import prepare_splits, recorded_data_config
+from protein_sedd.devices import select_device
+from protein_sedd.diffusion.graph import AbsorbingGraph, UniformGraph, build_graph
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.diffusion.loss import score_entropy_loss
-from protein_sedd.diffusion.noise import build_noise
+from protein_sedd.diffusion.noise import GeometricNoise, LogLinearNoise, build_noise
 from protein_sedd.distributed import Distributed, distributed
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation.likelihood import sequence_bound
 from protein_sedd.model import DDiT, DDiTConfig
-from protein_sedd.training.checkpoint import (
-    CHECKPOINT_DIR,
-    check_weights,
-    load_trainer_state,
-    resolve_checkpoint_dir,
-    save_checkpoint,
-)
+from protein_sedd.outputs import OutputFolder
+from protein_sedd.training.checkpoint import CHECKPOINT_FOLDERS, load_trainer_state, save_checkpoint
 from protein_sedd.training.ema import EMA
 from protein_sedd.training.metrics import MetricsLog, plot_loss_curve
+from protein_sedd.training.state import TrainingState, noise_seed
 
 RUN_CONFIG = "config.yaml"
 SPLITS_FILE = "splits.json"
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"--device {name!r}: choose auto, cpu or cuda")
-    return torch.device(name)
-
-
-TRAINER_TYPES = {
-    "batch_size": int, "accumulate": int, "max_steps": int, "lr": float, "min_lr_ratio": float,
-    "warmup_steps": int, "weight_decay": float, "grad_clip": float, "ema": float, "sampling_eps": float,
-    "log_every": int, "val_every": int, "val_sequences": int, "val_t_samples": int, "checkpoint_every": int,
-    "max_bad_steps": int, "compile": bool,
-}  # fmt: skip
-
-
-def _check_types(section: str, values: DictConfig, types: dict[str, type]) -> None:
-    """Overrides arrive as YAML scalars: refuse a string where a number or flag belongs."""
-    for key, expected in types.items():
-        value = values.get(key)
-        numeric_ok = expected is float and isinstance(value, int) and not isinstance(value, bool)
-        if isinstance(value, bool) != (expected is bool) or not (isinstance(value, expected) or numeric_ok):
-            raise UserError(f"{section}.{key}={value!r}: expected {expected.__name__}")
-
-
-def validate_config(cfg: DictConfig) -> None:
-    model_types = {name: type(f.default) for name, f in DDiTConfig.__dataclass_fields__.items()}
-    _check_types("model", cfg.model, model_types)
-    _check_types("trainer", cfg.trainer, TRAINER_TYPES)
-    t = cfg.trainer
-    checks = [
-        (t.batch_size >= 1, f"trainer.batch_size={t.batch_size} must be >= 1"),
-        (t.accumulate >= 1, f"trainer.accumulate={t.accumulate} must be >= 1"),
-        (t.max_steps >= 1, f"trainer.max_steps={t.max_steps} must be >= 1"),
-        (t.lr > 0, f"trainer.lr={t.lr} must be > 0"),
-        (t.warmup_steps >= 0, f"trainer.warmup_steps={t.warmup_steps} must be >= 0"),
-        (0 <= t.ema < 1, f"trainer.ema={t.ema} must be in [0, 1)"),
-        (t.schedule in ("constant", "cosine"), f"trainer.schedule={t.schedule!r}: choose constant or cosine"),
-        (
-            t.precision in ("auto", "bf16", "fp32"),
-            f"trainer.precision={t.precision!r}: choose auto, bf16 or fp32",
-        ),
-        (
-            cfg.graph.name in ("absorbing", "uniform"),
-            f"graph.name={cfg.graph.name!r}: choose absorbing or uniform",
-        ),
-        (
-            cfg.noise.type in ("loglinear", "geometric"),
-            f"noise.type={cfg.noise.type!r}: choose loglinear or geometric",
-        ),
-        (
-            cfg.graph.name == "absorbing" or cfg.model.time_conditioning,
-            "graph=uniform needs model.time_conditioning=true (its scores depend on the noise level)",
-        ),
-        (
-            not cfg.model.causal or not cfg.model.time_conditioning,
-            "model=ar (causal) takes no time conditioning: set model.time_conditioning=false",
-        ),
-        (
-            cfg.model.hidden_size % cfg.model.n_heads == 0,
-            "model.hidden_size must be divisible by model.n_heads",
-        ),
-        (
-            cfg.model.vocab_size == ALPHABET.size,
-            f"model.vocab_size must be {ALPHABET.size} (the alphabet size)",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
+METRICS_FILE = "metrics.csv"
+LOSS_CURVE = "loss_curve.png"
+# everything a run writes in its directory: what --overwrite may remove
+RUN_FILES = [RUN_CONFIG, SPLITS_FILE, METRICS_FILE, LOSS_CURVE, *CHECKPOINT_FOLDERS]
 
 
 def lr_at(step: int, t: DictConfig) -> float:
@@ -133,7 +65,11 @@ def lr_at(step: int, t: DictConfig) -> float:
 
 
 class StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints at the next step boundary and exits cleanly."""
+    """SIGINT/SIGTERM set a flag; the loop checkpoints the last completed step and exits cleanly.
+
+    The flag is looked at between micro-batches too, so a large `trainer.accumulate` does not delay a
+    pre-emption by a whole step: the partial step is dropped, never applied half-accumulated.
+    """
 
     def __init__(self):
         self.signal: int | None = None
@@ -147,6 +83,13 @@ class StopRequest:
 
     def _handle(self, signum, frame):
         self.signal = signum
+
+    def agreed(self, ranks: Distributed, group=None) -> bool:
+        """Whether any rank was asked to stop; every rank calls this at the same point of the loop."""
+        flag = torch.tensor([float(self.signal is not None)])
+        if ranks.enabled:  # a CPU all-reduce (gloo `group` under NCCL): it never waits for the GPU
+            torch.distributed.all_reduce(flag, group=group)
+        return bool(flag[0] > 0)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -170,7 +113,7 @@ def _run_config(cfg: DictConfig, prepared, train_records) -> DictConfig:
             "pad_index": ALPHABET.pad_index,
             "mask_index": ALPHABET.mask_index,
         },
-        "lengths": {"histogram": [[k, v] for k, v in length_histogram(train_records).items()]},
+        "lengths": LengthPrior.from_records(train_records, cfg.model.max_length).to_config(),
         "dataset": {
             "name": cfg.data.name,
             "source": str(prepared.source),
@@ -183,9 +126,78 @@ def _run_config(cfg: DictConfig, prepared, train_records) -> DictConfig:
 
 def _write_splits(path: Path, prepared) -> None:
     payload = {"source": str(prepared.source), "sha256": prepared.sha256, **prepared.splits.ids()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)
+    write_json_atomic(path, payload)
+
+
+def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> OutputFolder:
+    """Check and lock the run directory: a new or empty folder, or this trainer's own run.
+
+    A new run never writes into someone else's folder, nor over an earlier run's checkpoint unless
+    `overwrite` says so (which removes only the files a run writes); `resume` needs a run with a checkpoint.
+    """
+    folder = OutputFolder(run_dir, "train", "--out")
+    state = folder.check(overwrite=overwrite and not resume)
+    has_checkpoint = (run_dir / CHECKPOINT_DIR).exists() or (run_dir / f"{CHECKPOINT_DIR}.old").exists()
+    earlier_run = state == "own" or (has_checkpoint and (run_dir / RUN_CONFIG).is_file())
+    if resume and not (earlier_run and has_checkpoint):
+        raise UserError(
+            f"--resume: {run_dir} holds no checkpoint to resume; drop --resume to start a new run"
+        )
+    if not resume and has_checkpoint and not overwrite:
+        raise UserError(
+            f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start it again "
+            "(removes its checkpoint), or choose another --out"
+        )
+    folder.lock()
+    if overwrite and not resume:
+        folder.remove_own_files()
+    folder.record(RUN_FILES)
+    return folder
+
+
+def _recorded_splits(path: Path) -> dict:
+    """splits.json of the run being resumed: its dataset's sha256 and training ids, checked for shape."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # missing, unreadable, not UTF-8 or not JSON
+        what = type(err).__name__
+        raise UserError(f"--resume: {path}: unreadable ({what}); is this a run directory?") from None
+    ok = (
+        isinstance(recorded, dict)
+        and isinstance(recorded.get("sha256"), str)
+        and isinstance(recorded.get("train"), list)
+        and all(isinstance(i, str) for i in recorded["train"])
+    )
+    if not ok:
+        raise UserError(f"--resume: {path}: malformed (needs 'sha256' and a 'train' list of record ids)")
+    return recorded
+
+
+NUMERIC_METRICS = (
+    "train_loss", "lr", "grad_norm", "tokens_per_s", "valid_nats_per_sequence", "valid_bits_per_residue",
+    "elapsed_s",
+)  # fmt: skip
+
+
+def _check_metrics(path: Path) -> None:
+    """metrics.csv of a resumed run: whole-number steps and numbers where numbers belong, before it is
+    rewritten and plotted (a damaged log stops the resume with one line, not a traceback mid-run)."""
+    if not path.exists():
+        return
+    try:
+        rows = MetricsLog.read(path)
+        for number, row in enumerate(rows, start=2):
+            try:
+                int(row["step"])
+                for key in NUMERIC_METRICS:
+                    if row.get(key):
+                        float(row[key])
+            except (KeyError, TypeError, ValueError):
+                raise UserError(
+                    f"--resume: {path}: malformed line {number}; repair it or move the file away"
+                ) from None
+    except (OSError, ValueError, csv.Error) as err:
+        raise UserError(f"--resume: {path}: unreadable ({type(err).__name__})") from None
 
 
 def train(
@@ -193,33 +205,109 @@ def train(
     run_dir: Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     device: str = "auto",
     console: Console | None = None,
 ):
     validate_config(cfg)
     requested = select_device(device)
-    with distributed(requested) as ranks:
-        return _train(cfg, Path(run_dir), resume, ranks.device(requested), ranks, console)
+    claimed: list[OutputFolder] = []  # rank 0's lock on the run directory, held until training ends
+    try:
+        with distributed(requested) as ranks:
+            ranks.from_main(lambda: claimed.append(claim_run_dir(Path(run_dir), resume, overwrite)))
+            return _train(cfg, Path(run_dir), resume, ranks.device(requested), ranks, console)
+    finally:
+        for folder in claimed:
+            folder.__exit__(*sys.exc_info())
 
 
 def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, ranks: Distributed, console):
     console = console or Console(stderr=True, quiet=not ranks.is_main)
-    has_checkpoint = (run_dir / CHECKPOINT_DIR).exists() or (run_dir / f"{CHECKPOINT_DIR}.old").exists()
-    if resume and not has_checkpoint:
-        raise UserError(
-            f"--resume: {run_dir} holds no checkpoint to resume; drop --resume to start a new run"
-        )
-    if not resume and has_checkpoint:
-        raise UserError(
-            f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out"
-        )
-
-    prepared = prepare_splits(cfg.data, cfg.model.max_length)
+    t = cfg.trainer
+    data_cfg = recorded_data_config(cfg) if resume else cfg.data  # resume reads the file it trained on
+    prepared = prepare_splits(data_cfg, cfg.model.max_length)
     splits = prepared.splits
     run_cfg = _run_config(cfg, prepared, splits.train)
+    _start_run_dir(run_dir, resume, prepared, run_cfg, ranks)
+    state = _training_state(cfg, splits.train, dev, ranks)
     if resume:
-        recorded = json.loads((run_dir / SPLITS_FILE).read_text())
-        if recorded["sha256"] != prepared.sha256 or recorded["train"] != [r.id for r in splits.train]:
+        checkpoint_dir = resolve_checkpoint_dir(run_dir)
+        state.load_state_dict(load_trainer_state(checkpoint_dir), checkpoint_dir)
+        if ranks.is_main:
+            _check_metrics(run_dir / METRICS_FILE)
+    metrics = (
+        MetricsLog(run_dir / METRICS_FILE, resume_from_step=state.step if resume else None)
+        if ranks.is_main
+        else None
+    )
+    checkpoints = _Checkpoints(run_dir, run_cfg, ranks, saved_step=state.step if resume else None)
+    run = _Run.build(cfg, state, splits.valid[: t.val_sequences], dev, ranks)
+
+    console.print(
+        f"[bold]protein-sedd train[/]: {state.model.num_parameters() / 1e6:.2f}M parameters on {dev.type}"
+        f"{f' x {ranks.world_size} ranks' if ranks.enabled else ''}; "
+        f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test sequences; "
+        f"run dir {run_dir}"
+    )
+    loss_value, bad_steps = float("nan"), 0
+    stopped = None  # how a stop by signal ended the run, for its last message
+    # under NCCL the stop flag travels on a CPU (gloo) group of its own, so checking it between
+    # micro-batches never waits for queued GPU work
+    stop_group = torch.distributed.new_group(backend="gloo") if ranks.enabled and ranks.nccl else None
+    with StopRequest() as stop, Progress(*PROGRESS_COLUMNS, console=console, transient=False) as progress:
+        task = progress.add_task("train", total=t.max_steps, completed=state.step, loss="-", speed="-")
+        log = _StepLog(run, metrics, progress, task)
+        state.model.train()
+        while state.step < t.max_steps:
+            for group in state.optimizer.param_groups:
+                group["lr"] = lr_at(state.step, t)
+            state.optimizer.zero_grad(set_to_none=True)
+            step_start = state.position()
+            accumulated = run.accumulate(stop, stop_group)
+            if accumulated is None:
+                # back to the end of the last completed step: --resume redraws these batches and this noise
+                state.rewind(step_start)
+                checkpoints.save(state)
+                stopped = " (the partial step was dropped): checkpoint saved; continue with --resume"
+                break
+            step_loss, residues = accumulated
+            grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), t.grad_clip)
+            loss_value, grad_value, stop_now = _sync_step(step_loss, grad_norm, stop, ranks)
+            if not (math.isfinite(loss_value) and math.isfinite(grad_value)):
+                bad_steps += 1
+                _skip_non_finite(loss_value, bad_steps, state.step, t.max_bad_steps, run_dir, console)
+                if not stop_now:
+                    continue
+                # the skipped step's batches stay consumed, as in an uninterrupted run
+                checkpoints.save(state)
+                stopped = ": checkpoint saved"
+                break
+            bad_steps = 0
+            state.optimizer.step()
+            state.ema.update(state.model, state.step)
+            state.step += 1
+            log.record(state.step, loss_value, grad_norm, residues * ranks.world_size)
+            if state.step % t.checkpoint_every == 0 or state.step == t.max_steps or stop_now:
+                checkpoints.save(state)
+            progress.update(task, completed=state.step)
+            if stop_now:
+                stopped = ": checkpoint saved; continue with --resume"
+                break
+        if stopped is not None:
+            progress.console.print(f"[yellow]stopped by signal at step {state.step}[/]{stopped}")
+    _dump_rank_weights(state.model, ranks)
+    return TrainResult(run_dir, state.step, loss_value, log.valid_bits_per_residue, stopped is not None)
+
+
+# setup: the run directory, the training state, and what every step uses
+
+
+def _start_run_dir(run_dir: Path, resume: bool, prepared, run_cfg: DictConfig, ranks: Distributed) -> None:
+    """A resumed run must see the dataset it was trained on; a new one records its splits and config."""
+    if resume:
+        recorded = _recorded_splits(run_dir / SPLITS_FILE)
+        train_ids = [r.id for r in prepared.splits.train]
+        if recorded["sha256"] != prepared.sha256 or recorded["train"] != train_ids:
             raise UserError(
                 f"--resume: the dataset differs from the one {run_dir} was trained on ({prepared.source})"
             )
@@ -228,8 +316,12 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             _write_splits(run_dir / SPLITS_FILE, prepared)
-            OmegaConf.save(run_cfg, run_dir / RUN_CONFIG)
+            with atomic_path(run_dir / RUN_CONFIG) as tmp:
+                OmegaConf.save(run_cfg, tmp)
 
+
+def _training_state(cfg: DictConfig, train_records, dev: torch.device, ranks: Distributed) -> TrainingState:
+    """A fresh state at step 0: the model initialised from `cfg.seed`, the batches at their start."""
     t = cfg.trainer
     torch.manual_seed(cfg.seed)
     model = DDiT(DDiTConfig.from_dict(OmegaConf.to_container(cfg.model))).to(dev)
@@ -238,198 +330,216 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused
     )
-    graph = build_graph(cfg.graph.name, ALPHABET)
-    noise = build_noise(cfg.noise)
-    train_tokens = encode_all([r.sequence for r in splits.train])
-    stream = BatchStream(
+    train_tokens = encode_all([r.sequence for r in train_records])
+    batches = BatchStream(
         train_tokens, t.batch_size, cfg.seed, ALPHABET.pad_index, ranks.rank, ranks.world_size
     )
-    valid_tokens = encode_all([r.sequence for r in splits.valid[: t.val_sequences]])[
-        ranks.rank :: ranks.world_size
-    ]
-    # each rank draws its own noise; rank 0's generator is the one checkpointed
-    generator = torch.Generator(device=dev).manual_seed(cfg.seed + 1 + 7919 * ranks.rank)
+    generator = torch.Generator(device=dev).manual_seed(noise_seed(cfg.seed, ranks.rank))
+    return TrainingState(model, ema, optimizer, batches, generator, cfg.seed, ranks.rank)
 
-    step = 0
-    if resume:
-        state = load_trainer_state(resolve_checkpoint_dir(run_dir))
-        for key, module in (("model", model), ("ema", ema.model)):
-            check_weights(module, state[key], run_dir / CHECKPOINT_DIR)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        stream.load_state_dict(state["batches"])
-        step = int(state["step"])
-        if ranks.is_main:
-            generator.set_state(state["generator"])
-        else:
-            generator.manual_seed(cfg.seed + 1 + 7919 * ranks.rank + step)
-    metrics = (
-        MetricsLog(run_dir / "metrics.csv", resume_from_step=step if resume else None)
-        if ranks.is_main
-        else None
-    )
 
-    forward_model = model
-    if ranks.enabled:
-        forward_model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    if t.compile:
-        forward_model = torch.compile(forward_model)
-    use_bf16 = t.precision == "bf16" or (t.precision == "auto" and dev.type == "cuda")
-    autocast = (
-        (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
-    )
+@dataclass
+class _Run:
+    """What every step of a run uses besides its state: the loss, the validation set, the ranks."""
 
-    def checkpoint():
-        if not ranks.is_main:
-            ranks.barrier()
-            return
-        state = {
-            "step": step,
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "batches": stream.state_dict(),
-            "generator": generator.get_state(),
-        }
-        save_checkpoint(run_dir, ema.model, OmegaConf.merge(run_cfg, {"step": step}), state)
-        plot_loss_curve(run_dir / "metrics.csv", run_dir / "loss_curve.png")
-        ranks.barrier()
+    cfg: DictConfig
+    state: TrainingState
+    forward_model: torch.nn.Module  # state.model as DDP and torch.compile wrap it
+    graph: AbsorbingGraph | UniformGraph
+    noise: LogLinearNoise | GeometricNoise
+    valid_tokens: list[torch.Tensor]  # this rank's share of the validation sequences
+    dev: torch.device
+    ranks: Distributed
 
-    def validate() -> tuple[float, float] | None:
-        with autocast():
+    @classmethod
+    def build(
+        cls, cfg: DictConfig, state: TrainingState, valid_records, dev: torch.device, ranks: Distributed
+    ) -> _Run:
+        # wrapped after a resume has loaded the weights: DDP starts every rank from rank 0's
+        forward_model = state.model
+        if ranks.enabled:
+            device_ids = [dev.index] if dev.type == "cuda" else None
+            forward_model = DistributedDataParallel(forward_model, device_ids=device_ids)
+        if cfg.trainer.compile:
+            forward_model = torch.compile(forward_model)
+        valid_tokens = encode_all([r.sequence for r in valid_records])[ranks.rank :: ranks.world_size]
+        graph, noise = build_graph(cfg.graph.name, ALPHABET), build_noise(cfg.noise)
+        return cls(cfg, state, forward_model, graph, noise, valid_tokens, dev, ranks)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        precision = self.cfg.trainer.precision
+        if precision == "bf16" or (precision == "auto" and self.dev.type == "cuda"):
+            return torch.autocast(self.dev.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # one optimiser step's micro-batches
+
+    def accumulate(self, stop: StopRequest, stop_group=None) -> tuple[torch.Tensor, int] | None:
+        """Forward and backward over one step's micro-batches: the step's loss (on the device) and its
+        residue count, or None when a stop arrives between micro-batches (the partial step is dropped)."""
+        accumulate = self.cfg.trainer.accumulate
+        step_loss, step_residues = torch.zeros((), device=self.dev), 0
+        for micro in range(accumulate):
+            if micro > 0 and stop.agreed(self.ranks, stop_group):
+                return None
+            x0, lengths = next(self.state.batches)
+            residues = int(lengths.sum())  # counted on the host, before the copy
+            x0, lengths = x0.to(self.dev, non_blocking=True), lengths.to(self.dev, non_blocking=True)
+            # under DDP, average gradients once per optimiser step, not once per micro-batch
+            last = micro == accumulate - 1
+            sync = (
+                self.forward_model.no_sync() if self.ranks.enabled and not last else contextlib.nullcontext()
+            )
+            with sync:
+                with self.autocast():
+                    per_sequence = self.per_sequence_loss(x0, lengths)
+                loss = per_sequence.sum() / residues
+                (loss / accumulate).backward()
+            step_loss += loss.detach() / accumulate
+            step_residues += residues
+        return step_loss, step_residues
+
+    def per_sequence_loss(self, x0: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.cfg.model.causal:  # the autoregressive baseline
+            return sequence_nll(self.forward_model, x0, lengths, ALPHABET.mask_index, ALPHABET.pad_index)
+        return score_entropy_loss(
+            self.forward_model,
+            self.graph,
+            self.noise,
+            x0,
+            lengths,
+            self.state.generator,
+            self.cfg.trainer.sampling_eps,
+            time_conditioning=self.cfg.model.time_conditioning,
+        )
+
+    # validation
+
+    def validate(self) -> tuple[float, float] | None:
+        """The EMA model's -ELBO over every rank's validation sequences: nats/sequence, bits/residue."""
+        t = self.cfg.trainer
+        with self.autocast():
             nats = sequence_bound(
-                ema.model,
-                graph,
-                valid_tokens,
+                self.state.ema.model,
+                self.graph,
+                self.valid_tokens,
                 t_samples=t.val_t_samples,
                 batch_size=t.batch_size,
-                seed=cfg.seed,
+                seed=self.cfg.seed,
             )
-        residues = sum(len(x) for x in valid_tokens)
-        total, count, residues = ranks.sum(torch.tensor([float(nats.sum()), len(valid_tokens), residues]))
+        residues = sum(len(x) for x in self.valid_tokens)
+        sums = torch.tensor([float(nats.sum()), len(self.valid_tokens), residues])
+        total, count, residues = self.ranks.sum(sums)
         if count == 0:
             return None
         return float(total / count), float(total / residues / LN2)
 
-    n_params = model.num_parameters()
-    console.print(
-        f"[bold]protein-sedd train[/]: {n_params / 1e6:.2f}M parameters on {dev.type}"
-        f"{f' x {ranks.world_size} ranks' if ranks.enabled else ''}; "
-        f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test sequences; "
-        f"run dir {run_dir}"
+
+def _sync_step(
+    step_loss: torch.Tensor, grad_norm: torch.Tensor, stop: StopRequest, ranks: Distributed
+) -> tuple[float, float, bool]:
+    """One host sync per step: the loss averaged over ranks, the gradient norms summed (one rank's
+    non-finite norm makes the step skipped on every rank, never applied) and the stop flag."""
+    synced = ranks.sum(
+        torch.cat(
+            [
+                torch.stack([step_loss.float(), grad_norm.float()]).cpu(),
+                torch.tensor([float(stop.signal is not None)]),
+            ]
+        )
     )
-    started, last_log, tokens_since = time.perf_counter(), time.perf_counter(), 0
-    loss_value, valid_bpr, bad_steps = float("nan"), None, 0
-    interrupted = False
-    columns = [
-        TextColumn("[bold blue]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[speed]} steps/s"),
-        TimeRemainingColumn(),
-    ]
-    with StopRequest() as stop, Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=t.max_steps, completed=step, loss="-", speed="-")
-        model.train()
-        while step < t.max_steps:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, t)
-            optimizer.zero_grad(set_to_none=True)
-            step_loss, step_residues = torch.zeros((), device=dev), 0
-            for micro in range(t.accumulate):
-                x0, lengths = next(stream)
-                residues = int(lengths.sum())  # counted on the host, before the copy
-                x0, lengths = x0.to(dev, non_blocking=True), lengths.to(dev, non_blocking=True)
-                # under DDP, average gradients once per optimiser step, not once per micro-batch
-                last = micro == t.accumulate - 1
-                sync = contextlib.nullcontext() if last or not ranks.enabled else forward_model.no_sync()
-                with sync:
-                    with autocast():
-                        if cfg.model.causal:  # the autoregressive baseline
-                            per_sequence = sequence_nll(
-                                forward_model, x0, lengths, ALPHABET.mask_index, ALPHABET.pad_index
-                            )
-                        else:
-                            per_sequence = score_entropy_loss(
-                                forward_model,
-                                graph,
-                                noise,
-                                x0,
-                                lengths,
-                                generator,
-                                t.sampling_eps,
-                                time_conditioning=cfg.model.time_conditioning,
-                            )
-                    loss = per_sequence.sum() / residues
-                    (loss / t.accumulate).backward()
-                step_loss += loss.detach() / t.accumulate
-                step_residues += residues
-            # one host sync per step: the loss (non-finite steps are skipped on every rank) and the stop flag
-            synced = ranks.sum(
-                torch.stack([step_loss.float().cpu(), torch.tensor(float(stop.signal is not None))])
-            )
-            loss_value, stop_now = float(synced[0]) / ranks.world_size, bool(synced[1] > 0)
-            if not math.isfinite(loss_value):
-                bad_steps += 1
-                console.print(
-                    f"[yellow]warning[/]: non-finite loss at step {step}; step skipped ({bad_steps} in a row)"
+    return float(synced[0]) / ranks.world_size, float(synced[1]), bool(synced[2] > 0)
+
+
+def _skip_non_finite(loss: float, bad_steps: int, step: int, max_bad_steps: int, run_dir: Path, console):
+    """Warn of a skipped step; too many in a row stop the run, its last checkpoint the last good one."""
+    what = "loss" if not math.isfinite(loss) else "gradient norm"
+    console.print(
+        f"[yellow]warning[/]: non-finite {what} at step {step}; step skipped ({bad_steps} in a row)"
+    )
+    if bad_steps >= max_bad_steps:
+        plural = "losses" if what == "loss" else "gradient norms"
+        raise UserError(
+            f"{bad_steps} non-finite {plural} in a row at step {step}; stopped with the last "
+            f"good checkpoint in {run_dir / CHECKPOINT_DIR} (try a lower trainer.lr)"
+        )
+
+
+# logging and checkpoints
+
+PROGRESS_COLUMNS = [
+    TextColumn("[bold blue]train"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TextColumn("loss {task.fields[loss]}"),
+    TextColumn("{task.fields[speed]} steps/s"),
+    TimeRemainingColumn(),
+]
+
+
+class _StepLog:
+    """Each step's one metrics.csv row (training numbers, validation, or both; rank 0 writes it) and the
+    progress bar's loss and speed, measured since the previous logged step."""
+
+    def __init__(self, run: _Run, metrics: MetricsLog | None, progress: Progress, task):
+        self.run, self.metrics, self.progress, self.task = run, metrics, progress, task
+        self.started = self.last = time.perf_counter()
+        self.tokens = 0  # residues trained on, all ranks together, since the last logged step
+        self.valid_bits_per_residue: float | None = None  # of the latest validation
+
+    def record(self, step: int, loss: float, grad_norm: torch.Tensor, tokens: int) -> None:
+        """After optimiser step `step` (counted from 1): log it and validate when they are due."""
+        t = self.run.cfg.trainer
+        self.tokens += tokens
+        row = {}
+        if self.metrics is not None and (step % t.log_every == 0 or step == t.max_steps):
+            row.update(self._training_numbers(loss, lr_at(step - 1, t), float(grad_norm)))
+        if step % t.val_every == 0 or step == t.max_steps:
+            result = self.run.validate()  # on every rank: the ranks sum their shares
+            if result is not None:
+                nats, self.valid_bits_per_residue = result
+                bits = self.valid_bits_per_residue
+                row.update(valid_nats_per_sequence=f"{nats:.4f}", valid_bits_per_residue=f"{bits:.5f}")
+                self.progress.console.print(
+                    f"step {step}: valid -ELBO {nats:.2f} nats/sequence, {bits:.4f} bits/residue"
                 )
-                if bad_steps >= t.max_bad_steps:
-                    raise UserError(
-                        f"{bad_steps} non-finite losses in a row at step {step}; stopped with the last good "
-                        f"checkpoint in {run_dir / CHECKPOINT_DIR} (try a lower trainer.lr)"
-                    )
-                continue
-            bad_steps = 0
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            optimizer.step()
-            ema.update(model, step)
-            step += 1
-            tokens_since += step_residues * ranks.world_size
-            if metrics is not None and (step % t.log_every == 0 or step == t.max_steps):
-                now = time.perf_counter()
-                metrics.append(
-                    step=step,
-                    train_loss=f"{loss_value / LN2:.5f}",
-                    lr=f"{lr_at(step - 1, t):.3e}",
-                    grad_norm=f"{float(grad_norm):.4f}",
-                    tokens_per_s=f"{tokens_since / (now - last_log):.1f}",
-                    elapsed_s=f"{now - started:.1f}",
-                )
-                progress.update(
-                    task,
-                    loss=f"{loss_value / LN2:.3f} bits/res",
-                    speed=f"{t.log_every / (now - last_log):.2f}",
-                )
-                last_log, tokens_since = now, 0
-            if step % t.val_every == 0 or step == t.max_steps:
-                result = validate()
-                if result is not None:
-                    nats, valid_bpr = result
-                    if metrics is not None:
-                        metrics.append(
-                            step=step,
-                            valid_nats_per_sequence=f"{nats:.4f}",
-                            valid_bits_per_residue=f"{valid_bpr:.5f}",
-                        )
-                    progress.console.print(
-                        f"step {step}: valid -ELBO {nats:.2f} nats/sequence, {valid_bpr:.4f} bits/residue"
-                    )
-            if step % t.checkpoint_every == 0 or step == t.max_steps:
-                checkpoint()
-            elif stop_now:
-                checkpoint()
-            progress.update(task, completed=step)
-            if stop_now:
-                interrupted = True
-                progress.console.print(
-                    f"[yellow]stopped by signal at step {step}[/]: checkpoint saved; continue with --resume"
-                )
-                break
-    _dump_rank_weights(model, ranks)
-    return TrainResult(run_dir, step, loss_value, valid_bpr, interrupted)
+        if self.metrics is not None and row:
+            self.metrics.append(step=step, **row)
+
+    def _training_numbers(self, loss: float, lr: float, grad_norm: float) -> dict:
+        now = time.perf_counter()
+        row = dict(
+            train_loss=f"{loss / LN2:.5f}",
+            lr=f"{lr:.3e}",
+            grad_norm=f"{grad_norm:.4f}",
+            tokens_per_s=f"{self.tokens / (now - self.last):.1f}",
+            elapsed_s=f"{now - self.started:.1f}",
+        )
+        speed = f"{self.run.cfg.trainer.log_every / (now - self.last):.2f}"
+        self.progress.update(self.task, loss=f"{loss / LN2:.3f} bits/res", speed=speed)
+        self.last, self.tokens = now, 0
+        return row
+
+
+class _Checkpoints:
+    """Saves the training state once per step reached; rank 0 writes, and a failure there (a full disk)
+    stops every rank alike."""
+
+    def __init__(self, run_dir: Path, run_cfg: DictConfig, ranks: Distributed, saved_step: int | None):
+        self.run_dir, self.run_cfg, self.ranks = run_dir, run_cfg, ranks
+        self.saved_step = saved_step
+
+    def save(self, state: TrainingState) -> None:
+        if self.saved_step == state.step:  # a stop right after a scheduled save: nothing new to write
+            return
+        self.saved_step = state.step
+
+        def save() -> None:
+            config = OmegaConf.merge(self.run_cfg, {"step": state.step})
+            save_checkpoint(self.run_dir, state.ema.model, config, state.state_dict())
+            plot_loss_curve(self.run_dir / METRICS_FILE, self.run_dir / LOSS_CURVE)
+
+        self.ranks.from_main(save)
 
 
 def _dump_rank_weights(model: torch.nn.Module, ranks: Distributed) -> None:

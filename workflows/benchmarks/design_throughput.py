@@ -30,9 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from protein_sedd.config import config_dir  # noqa: E402
 from protein_sedd.data.alphabet import ALPHABET  # noqa: E402
+from protein_sedd.data.design_starts import masked_starts  # noqa: E402
+from protein_sedd.devices import default_threads  # noqa: E402
 from protein_sedd.diffusion.graph import build_graph  # noqa: E402
 from protein_sedd.diffusion.noise import LogLinearNoise, build_noise  # noqa: E402
-from protein_sedd.diffusion.sampling import masked_starts, sample  # noqa: E402
+from protein_sedd.diffusion.sampling import sample  # noqa: E402
 from protein_sedd.model import DDiT, DDiTConfig  # noqa: E402
 
 
@@ -56,7 +58,7 @@ def load_model(checkpoint: str | None, device: torch.device):
             LogLinearNoise(),
             "tiny-random",
         )
-    from protein_sedd.training.checkpoint import load_checkpoint
+    from protein_sedd.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint, device)
     graph = build_graph(loaded.config.graph.name, ALPHABET)
@@ -96,11 +98,10 @@ def main() -> None:
     )
     parser.add_argument("--devices", default="auto", help="cpu, cuda, or auto (cpu, plus cuda when present)")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (1 on a shared small CPU)"
+        "--threads", type=int, default=None, help="torch CPU threads (default: as the CLI's; 1 on a busy CPU)"
     )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or default_threads())
     devices = ["cpu", "cuda"] if args.devices == "auto" else args.devices.split(",")
     devices = [d for d in devices if d != "cuda" or torch.cuda.is_available()]
 

@@ -1,6 +1,6 @@
 """Benchmark the evaluators: ESMFold folding throughput (GPU) and seq-eval time for 300 designs (CPU).
 
-    PROTEIN_SEDD_DATA=../shared/data python workflows/benchmarks/fold_throughput.py
+    PROTEIN_SEDD_DATA=/path/to/data python workflows/benchmarks/fold_throughput.py   # holding acyp/hypf.fa
     python workflows/benchmarks/fold_throughput.py --fold-model tiny   # smoke-run the folding path on CPU
 
 Folding uses a full-size ESMFold (ESM-2 3B + 48 trunk blocks, 4 recycles) with random weights: no download,

@@ -16,12 +16,12 @@ from omegaconf import OmegaConf
 
 from protein_sedd.config import config_dir
 from protein_sedd.data.alphabet import ALPHABET
+from protein_sedd.devices import default_threads, select_device
 from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.loss import score_entropy_loss
 from protein_sedd.diffusion.noise import LogLinearNoise
 from protein_sedd.model import DDiT, DDiTConfig
 from protein_sedd.model import attention as attention_module
-from protein_sedd.training.trainer import select_device
 
 
 def model_flops_per_token(config: DDiTConfig, length: int) -> float:
@@ -67,9 +67,11 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: as the CLI's)")
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     args = parser.parse_args()
     device = select_device(args.device)
+    torch.set_num_threads(args.threads or default_threads())
     variants = [("fp32", False, "sdpa")]
     if device.type == "cuda":
         variants = [("bf16", True, "sdpa")]

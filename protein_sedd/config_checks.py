@@ -1,0 +1,255 @@
+"""Validation of every config that reaches the model or the trainer: a composed training config (with its
+command-line overrides), a resumed run's config and a loaded checkpoint's config.
+
+Each mistake is one `UserError` naming the key, raised before anything is built: wrong types, missing
+keys or sections, unknown graphs and noises, non-finite or out-of-range numbers and sizes that could not
+be allocated. Checks run on plain resolved containers, so interpolations are resolved (or refused) once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from protein_sedd.data.alphabet import ALPHABET
+from protein_sedd.errors import UserError
+from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, MAX_TRAIN_STEPS
+
+GRAPHS = ("absorbing", "uniform")
+NOISE_PARAMETERS = {"loglinear": ("eps",), "geometric": ("sigma_min", "sigma_max")}
+# a bound on the parameter count (10 billion: 40 GB of fp32 weights) catches absurd sizes before torch
+# tries to allocate them; each dimension is bounded too, so the message can name the key
+MAX_PARAMETERS = 10_000_000_000
+MODEL_RANGES = {
+    "max_length": (1, 16_384),
+    "hidden_size": (1, 65_536),
+    "n_layers": (1, 1_024),
+    "n_heads": (1, 1_024),
+    "cond_dim": (1, 65_536),
+    "mlp_ratio": (1, 64),
+}
+MODEL_TYPES = {
+    "vocab_size": int, "max_length": int, "hidden_size": int, "n_layers": int, "n_heads": int,
+    "cond_dim": int, "mlp_ratio": int, "dropout": float, "time_conditioning": bool, "causal": bool,
+    "end_embeddings": bool,
+}  # fmt: skip
+TRAINER_TYPES = {
+    "batch_size": int, "accumulate": int, "max_steps": int, "lr": float, "min_lr_ratio": float,
+    "warmup_steps": int, "weight_decay": float, "grad_clip": float, "ema": float, "sampling_eps": float,
+    "log_every": int, "val_every": int, "val_sequences": int, "val_t_samples": int, "checkpoint_every": int,
+    "max_bad_steps": int, "compile": bool, "schedule": str, "precision": str, "betas": list,
+}  # fmt: skip
+DATA_TYPES = {
+    "name": str, "dedupe": bool, "valid_fraction": float, "test_fraction": float, "split_seed": int,
+    "min_length": int,
+}  # fmt: skip
+TRAINER_INT_RANGES = {
+    "batch_size": (1, MAX_BATCH_SIZE),
+    "accumulate": (1, 100_000),
+    "max_steps": (1, MAX_TRAIN_STEPS),
+    "warmup_steps": (0, MAX_TRAIN_STEPS),
+    "log_every": (1, MAX_TRAIN_STEPS),
+    "val_every": (1, MAX_TRAIN_STEPS),
+    "checkpoint_every": (1, MAX_TRAIN_STEPS),
+    "val_sequences": (0, 10_000_000),
+    "val_t_samples": (1, MAX_T_SAMPLES),
+    "max_bad_steps": (1, MAX_TRAIN_STEPS),
+}
+
+
+def _resolved(cfg, where: str) -> dict:
+    """The config as plain Python values, its interpolations resolved; a failure names the config."""
+    if isinstance(cfg, Mapping) and not isinstance(cfg, DictConfig):
+        return dict(cfg)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        raise UserError(f"{where}cannot resolve the config ({' '.join(str(err).split())[:200]})") from None
+
+
+def _check_types(where: str, section: str, values: dict, types: dict[str, type]) -> None:
+    """Overrides arrive as YAML scalars: refuse a string where a number or flag belongs."""
+    for key, expected in types.items():
+        if key not in values:
+            raise UserError(f"{where}{section}.{key}: missing")
+        value = values[key]
+        numeric_ok = expected is float and isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(value, bool) != (expected is bool) or not (isinstance(value, expected) or numeric_ok):
+            raise UserError(f"{where}{section}.{key}={value!r}: expected {expected.__name__}")
+        if expected is float and not math.isfinite(value):
+            raise UserError(f"{where}{section}.{key}={value!r}: must be a finite number")
+
+
+def _section(where: str, cfg: dict, name: str) -> dict:
+    section = cfg.get(name)
+    if not isinstance(section, dict):
+        raise UserError(f"{where}{name}: missing section (a '{name}:' mapping is needed)")
+    return section
+
+
+def _require(where: str, checks: list[tuple[bool, str]]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"{where}{message}")
+
+
+def check_model(where: str, model: dict) -> None:
+    _check_types(where, "model", model, MODEL_TYPES)
+    for key, (low, high) in MODEL_RANGES.items():
+        if not low <= model[key] <= high:
+            raise UserError(f"{where}model.{key}={model[key]} must be in {low}..{high:_}")
+    h, heads, layers, cond = model["hidden_size"], model["n_heads"], model["n_layers"], model["cond_dim"]
+    parameters = layers * ((4 + 2 * model["mlp_ratio"]) * h * h + 6 * h * cond) + 2 * model["max_length"] * h
+    _require(
+        where,
+        [
+            (
+                model["vocab_size"] == ALPHABET.size,
+                f"model.vocab_size must be {ALPHABET.size} (the alphabet size)",
+            ),
+            (h % heads == 0, "model.hidden_size must be divisible by model.n_heads"),
+            (
+                (h // heads) % 2 == 0,
+                "model.hidden_size / model.n_heads (the head size) must be even (rotary)",
+            ),
+            (0 <= model["dropout"] < 1, f"model.dropout={model['dropout']} must be in [0, 1)"),
+            (
+                parameters <= MAX_PARAMETERS,
+                f"model.hidden_size={h}, model.n_layers={layers}: about {parameters:.2g} parameters, "
+                f"above the limit of {MAX_PARAMETERS:.0e}",
+            ),
+            (
+                not model["causal"] or not model["time_conditioning"],
+                "model=ar (causal) takes no time conditioning: set model.time_conditioning=false",
+            ),
+        ],
+    )
+
+
+def check_graph_and_noise(where: str, cfg: dict) -> None:
+    graph, noise = _section(where, cfg, "graph"), _section(where, cfg, "noise")
+    if graph.get("name") not in GRAPHS:
+        raise UserError(f"{where}graph.name={graph.get('name')!r}: choose {' or '.join(GRAPHS)}")
+    kind = noise.get("type")
+    if kind not in NOISE_PARAMETERS:
+        raise UserError(f"{where}noise.type={kind!r}: choose {' or '.join(NOISE_PARAMETERS)}")
+    _check_types(where, "noise", noise, dict.fromkeys(NOISE_PARAMETERS[kind], float))
+    if kind == "loglinear":
+        _require(where, [(0 < noise["eps"] < 1, f"noise.eps={noise['eps']} must be in (0, 1)")])
+    else:
+        low, high = noise["sigma_min"], noise["sigma_max"]
+        _require(where, [(0 < low < high, f"noise.sigma_min={low}, sigma_max={high}: need 0 < min < max")])
+    model = cfg.get("model") or {}
+    _require(
+        where,
+        [
+            (
+                graph["name"] == "absorbing" or model.get("time_conditioning"),
+                "graph=uniform needs model.time_conditioning=true (its scores depend on the noise level)",
+            )
+        ],
+    )
+
+
+def check_data(where: str, data: dict) -> None:
+    _check_types(where, "data", data, DATA_TYPES)
+    fasta = data.get("fasta")
+    valid, test = data["valid_fraction"], data["test_fraction"]
+    _require(
+        where,
+        [
+            (fasta is None or isinstance(fasta, str), f"data.fasta={fasta!r}: expected a path"),
+            (data["name"] != "fasta" or fasta, "data=fasta needs a file: pass --fasta PATH"),
+            (0 <= valid < 1, f"data.valid_fraction={valid} must be in [0, 1)"),
+            (0 <= test < 1, f"data.test_fraction={test} must be in [0, 1)"),
+            (valid + test < 1, "data.valid_fraction + data.test_fraction must leave room for training"),
+            (data["min_length"] >= 1, f"data.min_length={data['min_length']} must be >= 1"),
+        ],
+    )
+
+
+def check_trainer(where: str, t: dict) -> None:
+    _check_types(where, "trainer", t, TRAINER_TYPES)
+    for key, (low, high) in TRAINER_INT_RANGES.items():
+        if not low <= t[key] <= high:
+            raise UserError(f"{where}trainer.{key}={t[key]} must be in {low}..{high:_}")
+    betas = t["betas"]
+    betas_ok = len(betas) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas
+    )
+    _require(
+        where,
+        [
+            (betas_ok, f"trainer.betas={betas!r}: expected two numbers in [0, 1), e.g. [0.9, 0.98]"),
+            (t["lr"] > 0, f"trainer.lr={t['lr']} must be > 0"),
+            (0 <= t["min_lr_ratio"] <= 1, f"trainer.min_lr_ratio={t['min_lr_ratio']} must be in [0, 1]"),
+            (t["weight_decay"] >= 0, f"trainer.weight_decay={t['weight_decay']} must be >= 0"),
+            (t["grad_clip"] > 0, f"trainer.grad_clip={t['grad_clip']} must be > 0"),
+            (0 <= t["ema"] < 1, f"trainer.ema={t['ema']} must be in [0, 1)"),
+            (0 < t["sampling_eps"] < 1, f"trainer.sampling_eps={t['sampling_eps']} must be in (0, 1)"),
+            (
+                t["schedule"] in ("constant", "cosine"),
+                f"trainer.schedule={t['schedule']!r}: choose constant or cosine",
+            ),
+            (
+                t["precision"] in ("auto", "bf16", "fp32"),
+                f"trainer.precision={t['precision']!r}: choose auto, bf16 or fp32",
+            ),
+        ],
+    )
+
+
+def check_seed(where: str, cfg: dict) -> None:
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"{where}seed={seed!r}: expected a whole number in 0..{MAX_SEED:_}")
+
+
+def validate_config(cfg) -> None:
+    """A whole training config: model, data, graph, noise, trainer and seed."""
+    plain = _resolved(cfg, "")
+    check_model("", _section("", plain, "model"))
+    _check_types("", "model", plain["model"], {"name": str})  # names the default run directory
+    check_data("", _section("", plain, "data"))
+    check_graph_and_noise("", plain)
+    check_trainer("", _section("", plain, "trainer"))
+    check_seed("", plain)
+
+
+def check_histogram(where: str, histogram) -> None:
+    ok = isinstance(histogram, list) and all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+        and pair[0] >= 1
+        and pair[1] >= 0
+        for pair in histogram
+    )
+    if not ok:
+        raise UserError(
+            f"{where}lengths.histogram: expected a list of [length, count] pairs of whole numbers"
+        )
+    if len({pair[0] for pair in histogram}) < len(histogram):  # p(L) would depend on which pair is read
+        raise UserError(f"{where}lengths.histogram: each length may appear once")
+
+
+def validate_checkpoint_config(cfg, path) -> None:
+    """What design and evaluate use from a checkpoint's config: model, graph, noise and, when present,
+    data, the length histogram and the step. A message starts with the config file's path."""
+    where = f"{path}: "
+    plain = _resolved(cfg, where)
+    check_model(where, _section(where, plain, "model"))
+    check_graph_and_noise(where, plain)
+    for name in ("data", "dataset", "lengths", "alphabet"):
+        if name in plain and not isinstance(plain[name], dict):
+            raise UserError(f"{where}{name}: expected a mapping, found {type(plain[name]).__name__}")
+    if "data" in plain:
+        check_data(where, plain["data"])
+    if plain.get("lengths", {}).get("histogram") is not None:
+        check_histogram(where, plain["lengths"]["histogram"])
+    step = plain.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise UserError(f"{where}step={step!r}: expected a whole number >= 0")

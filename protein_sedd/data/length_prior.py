@@ -1,0 +1,67 @@
+"""p(L): the length distribution of a checkpoint's training split, over the model's lengths 1..max_length.
+
+Stored in the run config as `lengths.histogram`, [[length, count], ...] in ascending length (a run
+writes it; `from_config` reads it back, with `model.max_length`). With N the counts inside 1..max_length,
+
+    log p(L) = log((c_L + 1 / max_length) / (N + 1)),   L = 1..max_length  (-inf outside),
+
+one pseudo-count spread evenly, so a held-out length never seen in training costs a finite -log p(L).
+`sample` draws from the counts alone (no pseudo-count): designs get only lengths seen in training.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from protein_sedd.data.fasta import FastaRecord
+from protein_sedd.errors import UserError
+
+
+@dataclass(frozen=True)
+class LengthPrior:
+    counts: dict[int, int]  # length -> training records, in the config's order (sample's draws follow it)
+    max_length: int  # the model's: lengths above it are never drawn and have probability 0
+
+    @classmethod
+    def from_records(cls, records: list[FastaRecord], max_length: int) -> LengthPrior:
+        return cls(dict(sorted(Counter(len(r.sequence) for r in records).items())), int(max_length))
+
+    @classmethod
+    def from_config(cls, config) -> LengthPrior:
+        """From a run config's `lengths.histogram` (no counts when it records none) and `model.max_length`."""
+        histogram = config.get("lengths", {}).get("histogram") or []
+        return cls({int(length): int(count) for length, count in histogram}, int(config.model.max_length))
+
+    def to_config(self) -> dict:
+        """The run config's `lengths` entry."""
+        return {"histogram": [[length, count] for length, count in self.counts.items()]}
+
+    def _in_range(self) -> list[tuple[int, int]]:
+        return [(length, count) for length, count in self.counts.items() if 1 <= length <= self.max_length]
+
+    def log_prob(self, lengths: torch.Tensor) -> torch.Tensor:
+        """log p(L) in nats (float64) for each length in `lengths`."""
+        table = torch.full((self.max_length + 1,), 1.0 / self.max_length, dtype=torch.float64)
+        table[0] = 0.0
+        for length, count in self._in_range():
+            table[length] += count
+        table = torch.log(table / table.sum())
+        lengths = torch.as_tensor(lengths)
+        inside = (lengths >= 1) & (lengths <= self.max_length)
+        return torch.where(inside, table[lengths.clamp(0, self.max_length)], -torch.inf)
+
+    def sample(self, n: int, generator: torch.Generator) -> list[int]:
+        """n lengths drawn with the training frequencies (those inside 1..max_length)."""
+        if not self.counts:
+            raise UserError("the checkpoint records no training lengths; pass --length or --length-range")
+        usable = self._in_range()
+        if not usable or not any(count for _, count in usable):
+            raise UserError(
+                "the checkpoint records no usable training lengths; pass --length or --length-range"
+            )
+        values = torch.tensor([length for length, _ in usable])
+        weights = torch.tensor([count for _, count in usable], dtype=torch.float64)
+        return values[torch.multinomial(weights, n, replacement=True, generator=generator)].tolist()

@@ -1,0 +1,76 @@
+"""What a command computes on: the device (`--device`) and the number of CPU threads (`--threads`).
+
+Left alone, torch runs as many intra-op threads as the machine has cores, whatever this process may use
+and however many ranks share them; on a busy or shared machine that oversubscribes the cores and can cost
+more than half the speed. So every heavy command chooses: `--threads N`, or by default $OMP_NUM_THREADS
+when set (the usual way to pin it), else the cores this process may run on, shared among the local ranks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+
+from protein_sedd.errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda")
+THREADS_HELP = (
+    "CPU threads for torch. 0: $OMP_NUM_THREADS if set, else the cores this process may use "
+    "(shared among local ranks). On a busy machine fewer can be faster."
+)
+
+
+def select_device(name: str) -> torch.device:
+    """`--device`: auto (CUDA when present), cpu or cuda."""
+    if name not in DEVICES:
+        raise UserError(f"--device {name!r}: choose auto, cpu or cuda")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, cgroups), not the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # no affinity call on macOS or Windows
+
+
+def local_ranks() -> int:
+    """Processes of this command on this machine: torchrun's LOCAL_WORLD_SIZE (else WORLD_SIZE), or 1."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1))
+
+
+def default_threads(ranks: int | None = None) -> int:
+    """$OMP_NUM_THREADS when set, else the available cores divided among `ranks` (default: local ranks)."""
+    pinned = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if pinned.isdigit() and int(pinned) > 0:
+        return int(pinned)
+    return max(1, available_cores() // (ranks or local_ranks()))
+
+
+def check_threads(threads: int) -> None:
+    """`--threads`: 0 (the default choice) or 1 .. the available cores; more only oversubscribes them."""
+    cores = available_cores()
+    if threads < 0 or threads > cores:
+        raise UserError(
+            f"--threads {threads}: give 1 to {cores} (the cores this process may use), or 0 for the default"
+        )
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int) -> Iterator[int]:
+    """Run the block with `threads` torch threads (0: `default_threads()`), then restore the count."""
+    check_threads(threads)
+    chosen = threads or default_threads()
+    before = torch.get_num_threads()
+    torch.set_num_threads(chosen)
+    try:
+        yield chosen
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,100 @@
+"""seq-eval's report: every design scored against a reference family, and the summary across designs.
+
+Per design: family HMM score (bits; 0.0 = no HMMER hit), identity to the nearest reference (identical
+aligned pairs / length of the shorter sequence) with its id, and whether it copies a reference exactly.
+Across designs: HMM pass rate, mean pairwise identity (diversity), fraction unique, amino-acid composition
+divergence (Jensen-Shannon, bits) and the length distribution against the reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from protein_sedd.data.fasta import FastaRecord
+from protein_sedd.evaluation import family_hmm, sequence_metrics
+
+RESULT_COLUMNS = ["id", "sequence", "length", "family_bits", "nearest_identity", "nearest_id", "exact_copy"]
+
+
+def score_designs(
+    records: list[FastaRecord],
+    references: list[FastaRecord],
+    reference_path: Path,
+    reference_sha256: str,
+    hmm_sample_size: int = family_hmm.HMM_SAMPLE_SIZE,
+) -> tuple[pd.DataFrame, dict]:
+    """(one row per design, the summary); the family HMM is read from its cache or built anew."""
+    reference_sequences = [r.sequence for r in references]
+    design_sequences = [r.sequence for r in records]
+    hmm, hmm_path = family_hmm.load_or_build_family_hmm(
+        reference_path, reference_sha256, reference_sequences, hmm_sample_size
+    )
+    bits = family_hmm.family_bits(hmm, design_sequences)
+    nearest = sequence_metrics.nearest_references(design_sequences, reference_sequences)
+    pairwise, n_pairs = sequence_metrics.mean_pairwise_identity(design_sequences)
+    frame = pd.DataFrame(
+        {
+            "id": [r.id for r in records],
+            "sequence": design_sequences,
+            "length": [len(s) for s in design_sequences],
+            "family_bits": bits,
+            "nearest_identity": [n.identity for n in nearest],
+            "nearest_id": [references[n.index].id for n in nearest],
+            "exact_copy": [n.exact_copy for n in nearest],
+        },
+        columns=RESULT_COLUMNS,
+    )
+    summary = _summary(
+        frame, reference_sequences, reference_path, reference_sha256, hmm_sample_size, hmm_path
+    )
+    summary["mean_pairwise_identity"] = pairwise
+    summary["pairwise_pairs"] = n_pairs
+    return frame, summary
+
+
+def _summary(frame, reference_sequences, reference_path, sha256, sample_size, hmm_path) -> dict:
+    import numpy as np
+
+    bits = frame["family_bits"].to_numpy()
+    identities = frame["nearest_identity"].to_numpy()
+    design_sequences = frame["sequence"].tolist()
+    design_lengths = frame["length"].tolist()
+    reference_lengths = [len(s) for s in reference_sequences]
+    design_composition = sequence_metrics.composition(design_sequences)
+    reference_composition = sequence_metrics.composition(reference_sequences)
+    lo, hi = min(reference_lengths), max(reference_lengths)
+    return {
+        "n": len(frame),
+        "reference": str(reference_path),
+        "reference_sha256": sha256,
+        "n_reference": len(reference_sequences),
+        "hmm_sample_size": sample_size,
+        "hmm_cache": str(hmm_path) if hmm_path else None,
+        "family_pass_bits": family_hmm.PASS_BITS,
+        "family_pass_rate": float(np.mean(bits >= family_hmm.PASS_BITS)),
+        "family_no_hit_fraction": float(np.mean(bits == 0.0)),
+        "family_bits_mean": float(np.mean(bits)),
+        "family_bits_median": float(np.median(bits)),
+        "nearest_identity_mean": float(np.mean(identities)),
+        "nearest_identity_median": float(np.median(identities)),
+        "nearest_identity_max": float(np.max(identities)),
+        "exact_copies": int(frame["exact_copy"].sum()),
+        "fraction_unique": sequence_metrics.fraction_unique(design_sequences),
+        "composition_js_bits": sequence_metrics.js_divergence(design_composition, reference_composition),
+        "length_mean": float(np.mean(design_lengths)),
+        "reference_length_mean": float(np.mean(reference_lengths)),
+        "length_ks": sequence_metrics.ks_distance(design_lengths, reference_lengths),
+        "length_in_reference_range": float(np.mean([lo <= n <= hi for n in design_lengths])),
+        "lengths": {
+            "design": sequence_metrics.length_stats(design_lengths),
+            "reference": sequence_metrics.length_stats(reference_lengths),
+        },
+        "composition": {
+            residue: {"design": float(d), "reference": float(r)}
+            for residue, d, r in zip(
+                sequence_metrics.RESIDUES, design_composition, reference_composition, strict=True
+            )
+        },
+    }

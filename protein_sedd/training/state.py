@@ -1,0 +1,124 @@
+"""The training state: everything `--resume` needs to continue a run exactly where it stopped.
+
+Raw weights, EMA, optimiser, batch position, noise generator and step. `state_dict()` is what
+trainer_state.pt holds, and `load_state_dict()` checks a loaded one against this run before taking any
+of it: the keys of trainer_state.pt and their checks live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from protein_sedd.checkpoint import check_weights, first_non_finite
+from protein_sedd.data.batches import BatchStream
+from protein_sedd.errors import UserError
+from protein_sedd.training.checkpoint import TRAINER_STATE
+from protein_sedd.training.ema import EMA
+
+STATE_TYPES = {
+    "step": int, "model": dict, "ema": dict, "optimizer": dict, "batches": dict, "generator": torch.Tensor,
+}  # fmt: skip
+
+
+def noise_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The seed of a rank's noise generator at `step`: ranks draw different noise (see `load_state_dict`)."""
+    return seed + 1 + 7919 * rank + step
+
+
+@dataclass
+class TrainingState:
+    model: torch.nn.Module  # the raw weights, trained by the optimiser
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    batches: BatchStream
+    generator: torch.Generator  # the noise of the diffusion loss
+    seed: int
+    rank: int = 0
+    step: int = 0  # optimiser steps taken
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "batches": self.batches.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state, checkpoint_dir: Path) -> None:
+        """Take a state read from `checkpoint_dir`; anything that does not fit is a UserError naming it.
+
+        Only rank 0's generator is checkpointed: the other ranks reseed theirs from the step, so they
+        still draw noise different from rank 0's and from each other's.
+        """
+        path = checkpoint_dir / TRAINER_STATE
+        check_state(state, path)
+        for key, module in (("model", self.model), ("ema", self.ema.model)):
+            check_weights(module, state[key], checkpoint_dir)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            check_optimizer_shapes(self.model, self.optimizer)
+            self.batches.load_state_dict(state["batches"])
+            if self.rank == 0:
+                self.generator.set_state(state["generator"])
+        except (ValueError, RuntimeError, KeyError, TypeError) as err:
+            first = " ".join(str(err).split())[:160]
+            raise UserError(f"{path}: does not fit this run ({first})") from None
+        self.step = state["step"]
+        if self.rank != 0:
+            self.generator.manual_seed(noise_seed(self.seed, self.rank, self.step))
+
+    def position(self) -> tuple[dict, torch.Tensor]:
+        """Where the batches and the noise stand now; `rewind` goes back there."""
+        return self.batches.state_dict(), self.generator.get_state()
+
+    def rewind(self, position: tuple[dict, torch.Tensor]) -> None:
+        """Back to an earlier `position`: the batches and noise drawn since are drawn again."""
+        batches, generator = position
+        self.batches.load_state_dict(batches)
+        self.generator.set_state(generator)
+
+
+def check_optimizer_shapes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """AdamW itself would only fail at its first step on moments that do not match their parameter."""
+    for param in model.parameters():
+        for key, value in optimizer.state.get(param, {}).items():
+            if key != "step" and (not torch.is_tensor(value) or value.shape != param.shape):
+                raise ValueError(f"optimizer state {key!r} does not match a parameter's shape")
+
+
+def check_state(state, path: Path) -> None:
+    """The structure `--resume` relies on: keys, types, whole numbers and finite weights."""
+
+    def fail(problem: str):
+        raise UserError(f"{path}: malformed trainer state ({problem}); resume from another copy of the run")
+
+    if not isinstance(state, dict):
+        fail(f"a {type(state).__name__}, expected a mapping")
+    for key, kind in STATE_TYPES.items():
+        if key not in state:
+            fail(f"{key!r} missing")
+        if isinstance(state[key], bool) or not isinstance(state[key], kind):
+            fail(f"{key!r} is a {type(state[key]).__name__}, expected {kind.__name__}")
+    if state["step"] < 0:
+        fail(f"step {state['step']} is negative")
+    for key in ("model", "ema"):
+        if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state[key].items()):
+            fail(f"{key!r} is not a mapping of names to tensors")
+        bad = first_non_finite(state[key])
+        if bad is not None:
+            fail(f"{key!r} weight {bad!r} holds NaN or infinite values")
+    batches = state["batches"]
+    if not all(type(batches.get(k)) is int and batches[k] >= 0 for k in ("epoch", "offset")):
+        fail("'batches' needs whole numbers 'epoch' and 'offset' >= 0")
+    optimizer = state["optimizer"]
+    if not isinstance(optimizer.get("state"), dict) or not isinstance(optimizer.get("param_groups"), list):
+        fail("'optimizer' needs 'state' and 'param_groups'")
+    if state["generator"].dtype != torch.uint8:
+        fail("'generator' is not a generator state (uint8 tensor)")

@@ -1,0 +1,234 @@
+"""A command never deletes or overwrites what it did not write; two runs never write one folder at once.
+
+Each case is one class of the mistakes and faults users meet: an output that is an input or lies inside a
+checkpoint, a non-empty folder of someone else's, a second run on a busy folder, a full disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from protein_sedd.checkpoint import bundled_checkpoint
+from protein_sedd.outputs import OutputFolder
+from tests.conftest import SYNTHETIC_TRAIN_ARGS, run_cli, write_synthetic_fasta
+
+DESIGN_ARGS = ["design", "--n", "2", "--steps", "4", "--length", "12", "--device", "cpu"]
+TRAIN_ARGS = [
+    "--max-steps",
+    "2",
+    "--device",
+    "cpu",
+    *SYNTHETIC_TRAIN_ARGS,
+    "trainer.batch_size=16",
+    "trainer.val_sequences=8",
+    "trainer.val_t_samples=1",
+]
+
+
+def one_error_line(err: str) -> str:
+    """The one `error:` line, last on stderr (progress lines of work done before it may precede it)."""
+    lines = err.strip().splitlines()
+    assert [line for line in lines if line.startswith("error")] == lines[-1:], err
+    assert lines[-1].startswith("error: "), err
+    return lines[-1]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# -- design --out --------------------------------------------------------------------------------------
+
+
+def test_design_refuses_to_overwrite_its_fix_input(tmp_path, capsys):
+    wild_type = tmp_path / "wt.fasta"
+    wild_type.write_text(">wt\nMKVLAAGIVGAVLLAM\n")
+    code, _, err = run_cli(
+        ["design", "--n", "2", "--steps", "4", "--device", "cpu", "--fix", wild_type, "--redesign", "3-5",
+         "--out", wild_type],
+        capsys,
+    )  # fmt: skip
+    assert code == 2 and "is the input" in one_error_line(err)
+    assert wild_type.read_text() == ">wt\nMKVLAAGIVGAVLLAM\n"
+
+
+def test_design_refuses_an_output_inside_a_checkpoint(tmp_path, capsys):
+    bundled = bundled_checkpoint()
+    before = snapshot(bundled)
+    for target in (bundled / "model.safetensors", bundled / "designs.fasta"):
+        code, _, err = run_cli([*DESIGN_ARGS, "--out", target, "--overwrite"], capsys)
+        assert code == 2 and "lies inside the checkpoint" in one_error_line(err)
+    assert snapshot(bundled) == before
+
+
+def test_design_replaces_its_own_fasta_but_not_a_users_file(tmp_path, capsys):
+    out = tmp_path / "designs.fasta"
+    assert run_cli([*DESIGN_ARGS, "--out", out], capsys)[0] == 0
+    assert run_cli([*DESIGN_ARGS, "--out", out, "--seed", "1"], capsys)[0] == 0  # its own: replaced
+
+    notes = tmp_path / "notes.fasta"
+    notes.write_text(">my_protein\nMKV\n")
+    code, _, err = run_cli([*DESIGN_ARGS, "--out", notes], capsys)
+    assert code == 2 and "--overwrite" in one_error_line(err)
+    assert notes.read_text() == ">my_protein\nMKV\n"
+    assert run_cli([*DESIGN_ARGS, "--out", notes, "--overwrite"], capsys)[0] == 0
+    assert notes.read_text().startswith(">design_0001 ")
+
+
+# -- evaluate --json -----------------------------------------------------------------------------------
+
+
+def test_evaluate_json_never_lands_on_an_input_a_checkpoint_or_a_users_file(tmp_path, capsys):
+    bundled = bundled_checkpoint()
+    held_out = tmp_path / "held_out.fa"
+    held_out.write_text(">a\nMKVLAAGIVGAVLLAM\n>b\nMSTNPKPQRKTKRNTNR\n")
+    base = ["evaluate", "--checkpoint", bundled, "--fasta", held_out, "--t-samples", "1", "--device", "cpu"]
+    before = snapshot(bundled)
+    cases = [
+        (bundled / "config.yaml", "lies inside the checkpoint"),
+        (bundled / "report.json", "lies inside the checkpoint"),
+        (held_out, "is the input"),
+    ]
+    for target, message in cases:
+        code, _, err = run_cli([*base, "--json", target, "--overwrite"], capsys)
+        assert code == 2 and message in one_error_line(err)
+    assert snapshot(bundled) == before and not (bundled / "report.json").exists()
+
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"my": "data"}')
+    code, _, err = run_cli([*base, "--json", mine], capsys)
+    assert code == 2 and "--overwrite" in one_error_line(err)
+    assert mine.read_text() == '{"my": "data"}'
+
+    report = tmp_path / "report.json"
+    assert run_cli([*base, "--json", report], capsys)[0] == 0
+    assert run_cli([*base, "--json", report, "--seed", "1"], capsys)[0] == 0  # its own report: replaced
+    assert json.loads(report.read_text())["n_sequences"] == 2 and report.read_text().endswith("}\n")
+
+
+# -- train --out ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def synthetic_fasta(tmp_path) -> Path:
+    return write_synthetic_fasta(tmp_path / "synthetic.fa", n=200)
+
+
+def test_train_refuses_a_users_folder_and_the_current_folder(tmp_path, synthetic_fasta, capsys, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("my: settings\n")
+    (folder / "metrics.csv").write_text("my,measurements\n")
+    before = snapshot(folder)
+    code, _, err = run_cli(["train", "--fasta", synthetic_fasta, "--out", folder, *TRAIN_ARGS], capsys)
+    assert code == 2 and "holds no train output" in one_error_line(err)
+    assert snapshot(folder) == before
+
+    monkeypatch.chdir(folder)  # --out "" and --out . both mean the current folder
+    for out in ("", "."):
+        code, _, err = run_cli(["train", "--fasta", synthetic_fasta, "--out", out, *TRAIN_ARGS], capsys)
+        assert code == 2 and "not empty" in one_error_line(err)
+    assert snapshot(folder) == before
+
+
+def test_train_overwrite_replaces_only_the_runs_files(tmp_path, synthetic_fasta, capsys):
+    run = tmp_path / "run"
+    assert run_cli(["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS], capsys)[0] == 0
+    (run / "notes.txt").write_text("keep me")
+    code, _, err = run_cli(["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS], capsys)
+    assert code == 2 and "--resume" in one_error_line(err) and "--overwrite" in err
+
+    code, _, err = run_cli(
+        ["train", "--fasta", synthetic_fasta, "--out", run, "--resume", "--overwrite"], capsys
+    )
+    assert code == 2 and "give one" in one_error_line(err)
+
+    args = ["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS, "--max-steps", "3", "--overwrite"]
+    assert run_cli(args, capsys)[0] == 0
+    assert (run / "notes.txt").read_text() == "keep me"
+    from omegaconf import OmegaConf
+
+    assert OmegaConf.load(run / "checkpoint" / "config.yaml").step == 3
+    assert oct((run / "checkpoint" / "model.safetensors").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_train_on_a_busy_run_directory_is_refused(tmp_path, synthetic_fasta, capsys):
+    run = tmp_path / "run"
+    with OutputFolder(run, "train", "--out"):  # another training holds the folder
+        code, _, err = run_cli(["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS], capsys)
+        assert code == 2 and "another protein-sedd run is writing this folder" in one_error_line(err)
+    assert sorted(p.name for p in run.iterdir()) == [".protein-sedd"]  # nothing of a run was written
+
+
+def test_disk_full_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path, synthetic_fasta, capsys,
+                                                                     monkeypatch):  # fmt: skip
+    from protein_sedd.training import checkpoint
+
+    run = tmp_path / "run"
+    assert run_cli(["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS], capsys)[0] == 0
+    good = snapshot(run / "checkpoint")
+
+    def full_disk(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", full_disk)
+    code, _, err = run_cli(["train", "--out", run, "--resume", "--max-steps", "4"], capsys)
+    assert code == 2
+    assert one_error_line(err).startswith(f"error: no space left on {run} (while writing checkpoint)")
+    assert snapshot(run / "checkpoint") == good
+    assert sorted(p.name for p in run.iterdir() if "checkpoint" in p.name) == ["checkpoint"]
+
+
+def test_disk_full_while_writing_designs_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    from protein_sedd.data import fasta
+
+    out = tmp_path / "designs.fasta"
+
+    class FullDisk:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fasta, "open", FullDisk, raising=False)
+    code, _, err = run_cli([*DESIGN_ARGS, "--out", out], capsys)
+    assert code == 2 and f"no space left on {tmp_path}" in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- the ownership record ------------------------------------------------------------------------------
+
+
+def test_a_tampered_owner_record_cannot_reach_outside_the_folder(tmp_path):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("data")
+    folder = OutputFolder(tmp_path / "out", "seq-eval", "--out-dir")
+    with folder:
+        folder.record(["results.csv"])
+    owner = folder.state_dir / "owner.json"
+    owner.write_text(
+        json.dumps({"command": "seq-eval", "files": ["../precious.txt", str(outside), "results.csv"]})
+    )
+    (folder.path / "results.csv").write_text("x")
+    with folder:
+        folder.remove_own_files()
+    assert outside.read_text() == "data" and not (folder.path / "results.csv").exists()
