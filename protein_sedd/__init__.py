@@ -1,3 +1,23 @@
-"""protein-sedd: protein sequence design with Score Entropy Discrete Diffusion."""
+"""protein-sedd: protein sequence design with Score Entropy Discrete Diffusion.
+
+    import protein_sedd
+    model = protein_sedd.load("acyp-tiny")
+    designs = model.design(10, steps=256, seed=0)
+
+The public names are listed in `__all__`; `protein_sedd.api` holds them. They are imported on first use,
+so `import protein_sedd` (and the command line) stays quick.
+"""
+
+from protein_sedd.errors import UserError
 
 __version__ = "0.1.0"
+__all__ = ["Design", "Designs", "ProteinSEDD", "UserError", "__version__", "load"]
+_API = {"Design", "Designs", "ProteinSEDD", "load"}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from protein_sedd import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'protein_sedd' has no attribute {name!r}")

@@ -74,3 +74,10 @@ def cpu_threads(threads: int) -> Iterator[int]:
         yield chosen
     finally:
         torch.set_num_threads(before)
+
+
+def inference_autocast(device: torch.device):
+    """Mixed precision for evaluation passes: bf16 autocast on CUDA, full precision on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)

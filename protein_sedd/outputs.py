@@ -37,8 +37,10 @@ def is_checkpoint_dir(folder: Path) -> bool:
     return (folder / WEIGHTS).is_file() and (folder / CONFIG).is_file()
 
 
-def refuse_clobbering(path: Path, option: str, inputs: Iterable[Path | None] = ()) -> None:
-    """Refuse an output that is (or, for a folder, would overwrite) an input, or lies inside a checkpoint."""
+def refuse_clobbering(
+    path: Path, option: str, inputs: Iterable[Path | None] = (), *, itself: bool = True
+) -> None:
+    """Refuse an output that is an input, or lies inside a checkpoint (or is one, unless not `itself`)."""
     path = Path(path)
     resolved = path.resolve()
     for given in inputs:
@@ -49,7 +51,7 @@ def refuse_clobbering(path: Path, option: str, inputs: Iterable[Path | None] = (
             raise UserError(
                 f"{option} {path}: is the input {source}; writing it would destroy it, choose another name"
             )
-    for folder in (resolved, *resolved.parents):
+    for folder in (resolved, *resolved.parents) if itself else resolved.parents:
         if folder.is_dir() and is_checkpoint_dir(folder):
             raise UserError(
                 f"{option} {path}: lies inside the checkpoint {folder}; "

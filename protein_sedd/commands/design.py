@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,12 +16,10 @@ from protein_sedd.distributed import check_devices, distributed
 from protein_sedd.errors import UserError
 from protein_sedd.limits import MAX_BATCH_SIZE, MAX_DESIGN_SEED, MAX_DESIGNS, MAX_SAMPLING_STEPS, check_int
 from protein_sedd.outputs import check_output_file
-from protein_sedd.progress import LoopProgress
 
 if TYPE_CHECKING:
     from protein_sedd.data.design_request import DesignRequest
 
-DESIGN_HEADER = "design_{:04d} length={} steps={} seed={} predictor={} checkpoint={}{}"
 DESIGN_HEADER_PATTERN = re.compile(r">design_\d{4,} length=\d+ steps=\d+ seed=\d+ predictor=\S+ checkpoint=")
 
 
@@ -57,18 +54,10 @@ def is_design_fasta(path: Path) -> bool:
     return bool(headers) and all(DESIGN_HEADER_PATTERN.match(h) for h in headers)
 
 
-def _run_name(checkpoint_dir: Path) -> str:
-    """The run directory's name (`runs/acyp-tiny/checkpoint` -> acyp-tiny), safe inside a FASTA header."""
-    name = checkpoint_dir.parent.name if checkpoint_dir.name.startswith("checkpoint") else checkpoint_dir.name
-    return "_".join(name.split()) or "checkpoint"
-
-
-def _cache_note(model, graph, cache: bool) -> str:
-    from protein_sedd.diffusion.sampling import cache_applies
-
-    if cache_applies(model, graph):
+def _cache_note(model, cache: bool) -> str:
+    if model.cache_applies():
         return "cache on" if cache else "cache off (--no-cache)"
-    reason = "uniform graph" if graph.name == "uniform" else "time-conditioned network"
+    reason = "uniform graph" if model.graph.name == "uniform" else "time-conditioned network"
     return f"cache off (not applicable: {reason}, its output depends on the noise level)"
 
 
@@ -130,13 +119,7 @@ def design(
     ),
 ) -> None:
     """Design protein sequences with a trained SEDD checkpoint; writes a FASTA file."""
-    from protein_sedd.checkpoint import load_checkpoint
-    from protein_sedd.data.alphabet import ALPHABET
-    from protein_sedd.data.fasta import write_fasta
-    from protein_sedd.data.length_prior import LengthPrior
-    from protein_sedd.diffusion.graph import build_graph
-    from protein_sedd.diffusion.noise import build_noise
-    from protein_sedd.diffusion.sampling import in_input_order, sample_batches
+    from protein_sedd.api import load
 
     request = _check_options(
         n, steps, seed, batch_size, predictor, out, length, length_range, template, fix, redesign
@@ -151,60 +134,36 @@ def design(
     request.read_inputs()  # --template/--fix mistakes show before the checkpoint loads
     requested = select_device(device)
     with cpu_threads(threads) as n_threads, distributed(requested) as ranks:
-        dev = ranks.device(requested)
-        loaded = load_checkpoint(checkpoint, dev)
-        config, model = loaded.config, loaded.model
-        if config.model.get("causal", False):
+        model = load(checkpoint, ranks.device(requested))
+        if model.is_autoregressive:
             raise UserError(
                 f"{checkpoint}: the autoregressive baseline (model=ar) cannot design; use a SEDD checkpoint"
             )
-        starts, note = request.starts(LengthPrior.from_config(config), seed)
-        graph = build_graph(config.graph.name, ALPHABET)
-        noise = build_noise(config.noise)
-
+        starts = request.starts(model.length_prior, seed)  # length mistakes show before any work
         console = Console(stderr=True, quiet=not ranks.is_main)
         batches = math.ceil(n / batch_size)
         _log(
             console,
-            f"design: {n} designs, {steps} steps, predictor {predictor}, {_cache_note(model, graph, cache)}, "
-            f"device {dev.type}, {n_threads} CPU thread{'s' * (n_threads > 1)}"
-            f"{_ranks_note(ranks.world_size, batches)}, checkpoint {loaded.path}",
+            f"design: {n} designs, {steps} steps, predictor {predictor}, {_cache_note(model, cache)}, "
+            f"device {model.device.type}, {n_threads} CPU thread{'s' * (n_threads > 1)}"
+            f"{_ranks_note(ranks.world_size, batches)}, checkpoint {model.path}",
         )
-        own_batches = sum(ranks.owns(b) for b in range(batches))
-        began = time.perf_counter()
-        label = "design steps" if not ranks.enabled else "design steps (rank 0)"
-        with LoopProgress(console, label, steps * own_batches) as progress:  # a log line if no terminal
-            designed = list(
-                sample_batches(
-                    model,
-                    graph,
-                    noise,
-                    starts,
-                    steps=steps,
-                    seed=seed,
-                    predictor=predictor,
-                    cache=cache,
-                    batch_size=batch_size,
-                    runs_batch=ranks.owns,
-                    on_step=progress.advance,
-                )
-            )
-        gathered = ranks.gather(designed)
-    if gathered is None:
-        return  # not rank 0: rank 0 writes
-    elapsed = time.perf_counter() - began
-    sequences, network_rows = in_input_order([batch for part in gathered for batch in part], n)
-    header = DESIGN_HEADER
-    name = _run_name(loaded.path)
-    records = [
-        (header.format(i, len(seq), steps, seed, predictor, name, note), seq)
-        for i, seq in enumerate(sequences, start=1)
-    ]
-    write_fasta(out, records)
+        designs = model.design_starts(
+            starts,
+            steps=steps,
+            seed=seed,
+            batch_size=batch_size,
+            predictor=predictor,
+            cache=cache,
+            ranks=ranks,
+        )
+    if not ranks.is_main:
+        return  # rank 0 writes
+    designs.write_fasta(out)
     _log(
         console,
-        f"wrote {out}: {n} designs in {elapsed:.1f} s ({n / elapsed:.2f} designs/s); network evaluations: "
-        f"{network_rows} sequence passes (uncached: {n * (steps + 1)})",
+        f"wrote {out}: {n} designs in {designs.seconds:.1f} s ({n / designs.seconds:.2f} designs/s); network "
+        f"evaluations: {designs.network_passes} sequence passes (uncached: {n * (steps + 1)})",
     )
 
 

@@ -27,6 +27,18 @@ def is_report_json(path: Path) -> bool:
     return isinstance(report, dict) and {"checkpoint", "source", "nats_per_sequence"} <= report.keys()
 
 
+SCORE_COLUMNS = ["id", "length", "nats", "bits_per_residue", "standard_error_nats"]
+
+
+def is_scores_csv(path: Path) -> bool:
+    """Whether `path` holds an earlier `evaluate --csv` table (then it is ours to replace)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().strip() == ",".join(SCORE_COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 SUMMARY_KEYS = ["nats_per_sequence", "bits_per_residue", "perplexity_bound", "n_sequences", "n_residues"]
 
 
@@ -74,8 +86,16 @@ def evaluate(
         None, "--fasta", help="Evaluate every record of this FASTA file instead (a path, not '-')."
     ),
     json_out: Path = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    csv_out: Path = typer.Option(
+        None,
+        "--csv",
+        help="Also write one row per sequence: id, length, nats, bits_per_residue, standard_error_nats. nats "
+        "bounds -log p(x) from above (length term included; exact for model=ar); standard_error_nats is the "
+        "Monte Carlo error of that sequence's estimate (0 when exact): two sequences are ranked reliably "
+        "when their nats differ by several errors; more --t-samples shrink the errors.",
+    ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace --json even when it is not an earlier evaluate report."
+        False, "--overwrite", help="Replace --json/--csv even when they are not earlier evaluate outputs."
     ),
     t_samples: int = typer.Option(
         32,
@@ -100,12 +120,17 @@ def evaluate(
     check_int("--t-samples", t_samples, 1, MAX_T_SAMPLES)
     check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
     check_int("--seed", seed, 0, MAX_SEED)
-    if json_out is not None:
-        if not json_out.parent.is_dir():
-            raise UserError(f"--json {json_out}: folder {json_out.parent} does not exist")
+    outputs = [(json_out, "--json", is_report_json), (csv_out, "--csv", is_scores_csv)]
+    for path, option, is_own in outputs:
+        if path is None:
+            continue
+        if not path.parent.is_dir():
+            raise UserError(f"{option} {path}: folder {path.parent} does not exist")
         check_output_file(
-            json_out, "--json", inputs=[fasta], overwrite=overwrite, is_own=is_report_json, command="evaluate"
+            path, option, inputs=[fasta], overwrite=overwrite, is_own=is_own, command="evaluate"
         )
+    if json_out is not None and csv_out is not None and json_out.absolute() == csv_out.absolute():
+        raise UserError("--json and --csv name the same file; give two names")
     check_threads(threads)
     dev = select_device(device)
     loaded = load_checkpoint(checkpoint, dev)
@@ -132,3 +157,9 @@ def evaluate(
     Console().print(table)
     if json_out is not None:
         write_json_atomic(json_out, report)
+    if csv_out is not None:
+        import pandas as pd
+
+        from protein_sedd.evaluation.reports import write_csv_atomic
+
+        write_csv_atomic(csv_out, pd.DataFrame(report["per_sequence"], columns=SCORE_COLUMNS))

@@ -2,9 +2,10 @@
 
 n designs, with at most one of:
 - nothing: lengths drawn from the checkpoint's training length distribution (`LengthPrior`),
-- `length` (all of one length) or `length_range` 'A:B' (lengths uniform in A..B),
+- `length` (all of one length), `length_range` 'A:B' (lengths uniform in A..B), or `lengths` (one per design),
 - `template` 'MKV__G': fixed residues and '_' to design, the same row n times,
-- `fix` (a FASTA file) with `redesign` '10-30,55-60': its first sequence with those ranges designed.
+- `fix` with `redesign` '10-30,55-60': a sequence with those ranges designed; `fix` is a FASTA file (a Path,
+  its first record) or the sequence itself (a str).
 
     DesignRequest(n, length_range="80:120").starts(LengthPrior.from_config(config), seed)
 
@@ -21,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-from protein_sedd.data.alphabet import ALPHABET
+from protein_sedd.data.alphabet import ALPHABET, InvalidResidue
 from protein_sedd.data.design_starts import (
     check_length,
     masked_starts,
@@ -30,7 +31,7 @@ from protein_sedd.data.design_starts import (
     parse_template,
     redesign_start,
 )
-from protein_sedd.data.fasta import read_fasta
+from protein_sedd.data.fasta import FastaRecord, read_fasta
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.errors import UserError
 
@@ -51,15 +52,24 @@ class DesignRequest:
     length: int | None = None
     length_range: str | None = None
     template: str | None = None
-    fix: Path | None = None
+    fix: Path | str | None = None
     redesign: str | None = None
+    lengths: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         """Conflicting options are refused at once, before anything is read."""
         if self.length is not None and self.length_range is not None:
             raise UserError("give one of --length or --length-range, not both")
+        if self.lengths is not None:
+            if self.length is not None or self.length_range is not None:
+                raise UserError("give one of lengths, length or length_range, not several")
+            if len(self.lengths) != self.n:
+                raise UserError(
+                    f"lengths: {len(self.lengths)} given for n={self.n} designs; give one per design"
+                )
         conditional = self.template is not None or self.fix is not None
-        if conditional and (self.length is not None or self.length_range is not None):
+        free_lengths = (self.length, self.length_range, self.lengths)
+        if conditional and any(choice is not None for choice in free_lengths):
             raise UserError(
                 "--length/--length-range conflict with --template/--fix: the template fixes the length"
             )
@@ -77,10 +87,14 @@ class DesignRequest:
         """The --template or --fix/--redesign start, read and parsed once; None for free design."""
         if self.template is not None:
             return FixedStart(parse_template(self.template), "")
+        if isinstance(self.fix, str):  # the sequence itself (the Python API)
+            record = FastaRecord("sequence", "sequence", _normalised(self.fix))
+            ranges = parse_ranges(self.redesign, len(record.sequence), "fix sequence")
+            return FixedStart(redesign_start(record.sequence, ranges), f" redesign={_ranges_text(ranges)}")
         if self.fix is not None:
             record = read_fasta(self.fix)[0]
             ranges = parse_ranges(self.redesign, len(record.sequence), f"{self.fix} record {record.id!r}")
-            note = f" source={record.id} redesign={','.join(f'{a}-{b}' for a, b in ranges)}"
+            note = f" source={record.id} redesign={_ranges_text(ranges)}"
             return FixedStart(redesign_start(record.sequence, ranges), note)
         return None
 
@@ -100,6 +114,10 @@ class DesignRequest:
         return DesignStarts(masked_starts(self._lengths(prior, generator)), "")
 
     def _lengths(self, prior: LengthPrior, generator: torch.Generator) -> list[int]:
+        if self.lengths is not None:
+            for value in self.lengths:
+                check_length(value, prior.max_length, f"lengths: {value}")
+            return list(self.lengths)
         if self.length is not None:
             check_length(self.length, prior.max_length, f"--length {self.length}")
             return [self.length] * self.n
@@ -109,3 +127,17 @@ class DesignRequest:
                 check_length(end, prior.max_length, f"--length-range {self.length_range}")
             return torch.randint(low, high + 1, (self.n,), generator=generator).tolist()
         return prior.sample(self.n, generator)
+
+
+def _ranges_text(ranges: list[tuple[int, int]]) -> str:
+    return ",".join(f"{a}-{b}" for a, b in ranges)
+
+
+def _normalised(sequence: str) -> str:
+    try:
+        normalised = ALPHABET.normalise(sequence)
+    except InvalidResidue as err:
+        raise UserError(f"fix sequence: {err}") from None
+    if not normalised:
+        raise UserError("fix sequence: empty")
+    return normalised

@@ -70,9 +70,22 @@ def _draw(graph, x0, lengths, stratum, generator):
 @torch.no_grad()
 def negative_elbo(model, graph, x0, lengths, t_samples: int, generator) -> torch.Tensor:
     """Per-sequence -ELBO in nats, [B]: the mean of `t_samples` stratified draws."""
+    return negative_elbo_with_error(model, graph, x0, lengths, t_samples, generator)[0]
+
+
+@torch.no_grad()
+def negative_elbo_with_error(
+    model, graph, x0, lengths, t_samples: int, generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(-ELBO, its Monte Carlo standard error), both [B] in nats.
+
+    The error is the spread of the `t_samples` draws over sqrt(t_samples); the draws are stratified, which
+    only lowers the true error, so this estimate errs on the safe side. NaN with a single draw.
+    """
     device = next(model.parameters()).device
     offsets = torch.rand(len(lengths), generator=generator, dtype=torch.float64)
     total = torch.zeros(len(lengths), dtype=torch.float64)
+    squares = torch.zeros(len(lengths), dtype=torch.float64)
     for k in range(t_samples):
         stratum = (k + offsets) / t_samples
         m, u, x_t = _draw(graph, x0, lengths, stratum, generator)
@@ -83,24 +96,40 @@ def negative_elbo(model, graph, x0, lengths, t_samples: int, generator) -> torch
         log_score = graph.log_score(logits, sigma_dev, model.config.time_conditioning)
         se = graph.score_entropy(log_score, sigma_dev, x_t_dev, x0_dev).double().sum(-1).cpu()
         if graph.name == "absorbing":
-            total += lengths / m * torch.expm1(sigma_bar) * se
+            draw = lengths / m * torch.expm1(sigma_bar) * se
         else:
-            total += se / (1 - u)
-    return total / t_samples
+            draw = se / (1 - u)
+        total += draw
+        squares += draw * draw
+    mean = total / t_samples
+    if t_samples < 2:
+        return mean, torch.full_like(mean, float("nan"))
+    variance = ((squares - total * mean) / (t_samples - 1)).clamp(min=0)
+    return mean, (variance / t_samples).sqrt()
 
 
 def dataset_negative_elbo(
     model, graph, tokens: list[torch.Tensor], *, t_samples: int, batch_size: int, seed: int, progress=None
 ) -> torch.Tensor:
     """-ELBO (nats) of every sequence, in input order; deterministic for a given seed and batch size."""
+    return dataset_negative_elbo_with_error(
+        model, graph, tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
+    )[0]
+
+
+def dataset_negative_elbo_with_error(
+    model, graph, tokens: list[torch.Tensor], *, t_samples: int, batch_size: int, seed: int, progress=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(-ELBO, standard error) of every sequence in nats, in input order (see negative_elbo_with_error)."""
     out = torch.zeros(len(tokens), dtype=torch.float64)
+    error = torch.zeros(len(tokens), dtype=torch.float64)
     pad_index = graph.pad_index
     for number, (index, x0, lengths) in enumerate(batches_in_order(tokens, batch_size, pad_index)):
         generator = torch.Generator().manual_seed(seed * 7919 + number)
-        out[index] = negative_elbo(model, graph, x0, lengths, t_samples, generator)
+        out[index], error[index] = negative_elbo_with_error(model, graph, x0, lengths, t_samples, generator)
         if progress is not None:
             progress(len(index))
-    return out
+    return out, error
 
 
 LN2 = math.log(2)

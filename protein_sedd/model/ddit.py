@@ -137,6 +137,17 @@ class DDiT(nn.Module):
 
     def forward(self, tokens: torch.Tensor, sigma_bar: torch.Tensor, lengths: torch.Tensor | None = None):
         """tokens [B, L] (right-padded), sigma_bar [B], lengths [B] or None -> logits [B, L, vocab]."""
+        x, c = self._trunk(tokens, sigma_bar, lengths)
+        return self.final(x, c).float()
+
+    def hidden_states(
+        self, tokens: torch.Tensor, sigma_bar: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The last block's output [B, L, hidden_size], before the final norm and projection."""
+        return self._trunk(tokens, sigma_bar, lengths)[0]
+
+    def _trunk(self, tokens, sigma_bar, lengths) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the last block's output, the conditioning vector)."""
         if tokens.shape[1] > self.config.max_length:
             raise ValueError(
                 f"sequence length {tokens.shape[1]} exceeds the model context {self.config.max_length}"
@@ -150,7 +161,7 @@ class DDiT(nn.Module):
         cos, sin = self.rotary.cos_sin(tokens.shape[1], tokens.device)
         for block in self.blocks:
             x = block(x, c, cos, sin, lengths)
-        return self.final(x, c).float()
+        return x, c
 
     def _end_embeddings(self, tokens: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         batch, length = tokens.shape

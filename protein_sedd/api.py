@@ -1,0 +1,411 @@
+"""The Python API: load a model, then design, score and embed sequences, and save it as a model folder.
+
+    import protein_sedd
+    model = protein_sedd.load("acyp-tiny")            # bundled name, run/checkpoint/saved folder, or Hub id
+    designs = model.design(10, steps=256, seed=0)     # list of Design records
+    scores = model.score([d.sequence for d in designs])   # DataFrame, nats and bits per residue
+    vectors = model.embed([d.sequence for d in designs])  # [10, hidden_size]
+    model.save_pretrained("my-model")                 # safetensors + config + provenance + model card
+
+The commands are thin wrappers over this module: `protein-sedd design` calls `ProteinSEDD.design`, so the
+same options and seed give the same sequences from the shell and from Python.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from protein_sedd.checkpoint import Checkpoint, bundled_names, load_checkpoint
+from protein_sedd.data.alphabet import ALPHABET, InvalidResidue
+from protein_sedd.data.batches import batches_in_order, encode_all
+from protein_sedd.data.datasets import sha256_of
+from protein_sedd.data.design_request import DesignRequest, DesignStarts
+from protein_sedd.data.fasta import FastaRecord, write_fasta
+from protein_sedd.data.length_prior import LengthPrior
+from protein_sedd.devices import inference_autocast, select_device
+from protein_sedd.diffusion.graph import build_graph
+from protein_sedd.diffusion.likelihood import LN2
+from protein_sedd.diffusion.noise import build_noise
+from protein_sedd.diffusion.sampling import cache_applies, in_input_order, sample_batches
+from protein_sedd.diffusion.transitions import PREDICTORS
+from protein_sedd.distributed import Distributed
+from protein_sedd.errors import UserError
+from protein_sedd.evaluation.likelihood import sequence_scores
+from protein_sedd.limits import MAX_BATCH_SIZE, MAX_DESIGN_SEED, MAX_DESIGNS, MAX_SAMPLING_STEPS, check_int
+
+DESIGN_HEADER = (
+    "{id} length={length} steps={steps} seed={seed} predictor={predictor} checkpoint={checkpoint}{note}"
+)
+SCORE_COLUMNS = ["id", "sequence", "length", "nats", "bits_per_residue", "standard_error_nats"]
+
+
+@dataclass(frozen=True)
+class Design:
+    """One designed sequence and how it was made (the facts its FASTA header carries)."""
+
+    id: str  # design_0001, design_0002, ... in request order
+    sequence: str
+    length: int
+    steps: int
+    seed: int
+    predictor: str
+    checkpoint: str  # the model's name
+    note: str = ""  # infilling: ' source=ID redesign=10-30 designed=21' (empty for free design)
+
+    @property
+    def header(self) -> str:
+        return DESIGN_HEADER.format(**self.__dict__)
+
+
+class Designs(list):
+    """The designs of one `design` call, in request order, with how much work they took."""
+
+    network_passes: int = 0  # sequence-network evaluations (with the cache, far fewer than n * (steps + 1))
+    seconds: float = 0.0
+
+    def write_fasta(self, path: str | Path) -> None:
+        """Write every design as FASTA (atomically: the file appears whole or not at all)."""
+        write_fasta(path, [(d.header, d.sequence) for d in self])
+
+
+class ProteinSEDD:
+    """A trained SEDD model: its network, config, forward process (graph, noise) and length distribution."""
+
+    def __init__(self, checkpoint: Checkpoint):
+        self.network = checkpoint.model
+        self.config: DictConfig = checkpoint.config
+        self.path: Path = checkpoint.path
+        self.graph = build_graph(self.config.graph.name, ALPHABET)
+        self.noise = build_noise(self.config.noise)
+        self.length_prior = LengthPrior.from_config(self.config)
+
+    @property
+    def name(self) -> str:
+        """The run's or folder's name (`runs/acyp-tiny/checkpoint` -> acyp-tiny), safe in a FASTA header."""
+        folder = self.path.parent if self.path.name.startswith("checkpoint") else self.path
+        name = folder.name
+        if folder.parent.name == "snapshots":  # the Hugging Face cache: models--user--repo/snapshots/<hash>
+            name = folder.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
+        return "_".join(name.split()) or "checkpoint"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    @property
+    def is_autoregressive(self) -> bool:
+        """The autoregressive baseline (`model=ar`) scores exactly but cannot design."""
+        return bool(self.config.model.get("causal", False))
+
+    def __repr__(self) -> str:
+        parameters = self.network.num_parameters()
+        graph = self.config.graph.name
+        return f"ProteinSEDD({self.name!r}, {parameters:,} parameters, {graph} graph, on {self.device})"
+
+    # -- design ------------------------------------------------------------------------------------------
+    def design(
+        self,
+        n: int,
+        *,
+        steps: int = 1024,
+        seed: int = 0,
+        length: int | None = None,
+        length_range: str | None = None,
+        lengths: Sequence[int] | None = None,
+        template: str | None = None,
+        fix: str | Path | None = None,
+        redesign: str | None = None,
+        batch_size: int = 128,
+        predictor: str = "analytic",
+        cache: bool = True,
+        progress: bool = True,
+        ranks: Distributed | None = None,
+    ) -> Designs:
+        """Design `n` sequences by `steps`-step tau-leaping from t = 1, then a final denoise.
+
+        Lengths follow the training length distribution unless given by `length`, `length_range` ('A:B',
+        uniform) or `lengths` (one per design). `template` ('MKV__G', '_' designed) or `fix` (a sequence, or a
+        FASTA file as a Path) with `redesign` ('10-30,55-60', 1-based) keep residues fixed. The same seed and
+        batch size give the same designs on the same device. `ranks` shares the batches among torchrun ranks
+        (the command's `--devices`): rank 0 returns every design, the other ranks an empty list.
+        """
+        check_int("n", n, 1, MAX_DESIGNS)
+        check_int("steps", steps, 1, MAX_SAMPLING_STEPS)
+        check_int("seed", seed, 0, MAX_DESIGN_SEED)
+        check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+        if predictor not in PREDICTORS:
+            raise UserError(f"predictor {predictor!r}: choose {' or '.join(PREDICTORS)}")
+        if self.is_autoregressive:
+            raise UserError(
+                f"{self.path}: the autoregressive baseline (model=ar) cannot design; use a SEDD model"
+            )
+        lengths = tuple(int(x) for x in lengths) if lengths is not None else None
+        request = DesignRequest(n, length, length_range, template, fix, redesign, lengths)
+        starts = request.starts(self.length_prior, seed)
+        return self.design_starts(
+            starts, steps=steps, seed=seed, batch_size=batch_size, predictor=predictor, cache=cache,
+            progress=progress, ranks=ranks,
+        )  # fmt: skip
+
+    def design_starts(
+        self,
+        starts: DesignStarts,
+        *,
+        steps: int,
+        seed: int,
+        batch_size: int,
+        predictor: str,
+        cache: bool,
+        progress: bool | Callable[[], None] = True,
+        ranks: Distributed | None = None,
+    ) -> Designs:
+        """`design` from start rows (`DesignRequest.starts`: the command builds them from its options).
+
+        `progress`: True for a bar (a log line every 30 s when stderr is no terminal), False for silence, or
+        a callable run once per sampling step.
+        """
+        ranks = ranks or Distributed()
+        starts, note = starts
+        began = time.perf_counter()
+        with _StepProgress(progress, ranks, steps * _own_batches(len(starts), batch_size, ranks)) as advance:
+            designed = list(
+                sample_batches(
+                    self.network, self.graph, self.noise, starts, steps=steps, seed=seed, predictor=predictor,
+                    cache=cache, batch_size=batch_size, runs_batch=ranks.owns, on_step=advance,
+                )
+            )  # fmt: skip
+        gathered = ranks.gather(designed)
+        if gathered is None:
+            return Designs()  # not rank 0: rank 0 holds the designs
+        sequences, network_passes = in_input_order([b for part in gathered for b in part], len(starts))
+        designs = Designs(
+            Design(f"design_{i:04d}", s, len(s), steps, seed, predictor, self.name, note)
+            for i, s in enumerate(sequences, start=1)
+        )
+        designs.network_passes, designs.seconds = network_passes, time.perf_counter() - began
+        return designs
+
+    def cache_applies(self) -> bool:
+        """Whether designing can reuse network outputs of unchanged sequences (time-independent absorbing)."""
+        return cache_applies(self.network, self.graph)
+
+    # -- score and embed ---------------------------------------------------------------------------------
+    def score(
+        self,
+        sequences: Sequence[str] | Sequence[FastaRecord],
+        *,
+        t_samples: int = 32,
+        seed: int = 0,
+        batch_size: int = 64,
+    ):
+        """One row per sequence: `id, sequence, length, nats, bits_per_residue, standard_error_nats`.
+
+        `nats` is an upper bound on -log p(x): the negative ELBO over `t_samples` stratified noise levels,
+        plus the length term -log p(L); for the autoregressive baseline, the exact negative log-likelihood,
+        with error 0. `standard_error_nats` is the Monte Carlo error of that sequence's estimate: two
+        sequences whose nats differ by several errors are ranked reliably. Lower nats = more family-like.
+        The same seed and batch size give the same numbers (`evaluate` uses the same estimator).
+        """
+        import pandas as pd
+
+        check_int("t_samples", t_samples, 1, 10_000)
+        check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+        ids, texts = _ids_and_sequences(sequences, self.config.model.max_length)
+        tokens = encode_all(texts)
+        total, error = sequence_scores(
+            self.network, self.graph, self.length_prior, tokens, t_samples=t_samples, batch_size=batch_size,
+            seed=seed,
+        )  # fmt: skip
+        lengths = torch.tensor([len(t) for t in tokens])
+        frame = pd.DataFrame(
+            {
+                "id": ids,
+                "sequence": texts,
+                "length": lengths.tolist(),
+                "nats": total.tolist(),
+                "bits_per_residue": (total / lengths / LN2).tolist(),
+                "standard_error_nats": error.tolist(),
+            },
+            columns=SCORE_COLUMNS,
+        )
+        return frame
+
+    @torch.no_grad()
+    def embed(
+        self,
+        sequences: Sequence[str] | Sequence[FastaRecord],
+        *,
+        pool: str | None = "mean",
+        batch_size: int = 64,
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """The network's last hidden states of the clean sequences (t = 0), on the CPU, float32.
+
+        `pool="mean"`: one vector per sequence, [n, hidden_size] (the mean over its residues);
+        `pool=None`: one [length, hidden_size] tensor per sequence. Padding never changes a sequence's states.
+        """
+        if pool not in ("mean", None):
+            raise UserError(f"pool={pool!r}: choose 'mean' or None")
+        check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+        _, texts = _ids_and_sequences(sequences, self.config.model.max_length)
+        tokens = encode_all(texts)
+        states: list[torch.Tensor | None] = [None] * len(tokens)
+        for index, x, lengths in batches_in_order(tokens, batch_size, ALPHABET.pad_index):
+            x, lengths = x.to(self.device), lengths.to(self.device)
+            sigma = torch.zeros(len(x), device=self.device)
+            with inference_autocast(self.device):
+                hidden = self.network.hidden_states(x, sigma, lengths).float().cpu()
+            for row, i in enumerate(index):
+                states[i] = hidden[row, : int(lengths[row])]
+        if pool is None:
+            return states
+        return torch.stack([s.mean(dim=0) for s in states])
+
+    # -- save --------------------------------------------------------------------------------------------
+    def save_pretrained(
+        self, folder: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> Path:
+        """Write a model folder: model.safetensors, config.yaml, provenance.json and a README.md model card.
+
+        `protein_sedd.load(folder)` reads it back (identical weights, identical designs); `hf upload USER/REPO
+        FOLDER` publishes it on the Hub as is. The folder must be new, empty, or an earlier saved model
+        (whose four files are replaced); anything else is refused unless `overwrite` (which replaces only
+        these four files, keeping the rest). Never inside a checkpoint or over the model's own folder.
+        `provenance` adds records (data, command, evaluations) to provenance.json.
+        """
+        from safetensors.torch import save_file
+
+        from protein_sedd.atomic import atomic_path, write_json_atomic, write_text_atomic
+        from protein_sedd.hub import is_saved_model, model_card
+        from protein_sedd.outputs import is_checkpoint_dir, refuse_clobbering
+        from protein_sedd.paths import check_output_path
+
+        target = Path(folder)
+        check_output_path(target, "folder")
+        refuse_clobbering(target, "folder", itself=False)  # a saved model may be replaced, not a checkpoint
+        if target.resolve() == self.path.resolve():
+            raise UserError(f"folder {target}: is the model's own folder; save it somewhere else")
+        if target.is_dir() and is_checkpoint_dir(target) and not is_saved_model(target):
+            raise UserError(f"folder {target}: holds a training checkpoint; save the model somewhere else")
+        if target.exists() and not target.is_dir():
+            raise UserError(f"folder {target}: exists and is not a folder")
+        if target.is_dir() and any(target.iterdir()) and not is_saved_model(target) and not overwrite:
+            raise UserError(
+                f"folder {target}: not empty and not a saved protein-sedd model; choose another folder, or "
+                "pass overwrite=True to write the model's four files into it (other files stay)"
+            )
+        provenance = {**self._provenance(), **(provenance or {})}
+        weights = {k: v.detach().contiguous().cpu() for k, v in self.network.state_dict().items()}
+        target.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target / "model.safetensors") as tmp:
+            save_file(weights, str(tmp), metadata={"format": "pt"})
+        with atomic_path(target / "config.yaml") as tmp:
+            OmegaConf.save(self.config, tmp)
+        write_json_atomic(target / "provenance.json", provenance)
+        card = model_card(target.resolve().name, self.config, provenance, self.network.num_parameters())
+        write_text_atomic(target / "README.md", card)  # last: its front matter marks the folder complete
+        return target
+
+    def _provenance(self) -> dict:
+        recorded = self.path / "provenance.json"
+        if recorded.is_file():
+            try:
+                provenance = json.loads(recorded.read_text())
+            except (OSError, ValueError):
+                provenance = {}
+        else:
+            provenance = {}
+        if not isinstance(provenance, dict):
+            provenance = {}
+        provenance.setdefault("name", self.name)
+        weights = self.path / "model.safetensors"
+        provenance.setdefault("parent", str(self.path))
+        if weights.is_file():
+            provenance.setdefault("parent_weights_sha256", sha256_of(weights))
+        provenance.setdefault("steps", self.config.get("step"))
+        provenance.setdefault("parameters", self.network.num_parameters())
+        return provenance
+
+
+def load(
+    source: str | Path | None = None, device: str | torch.device = "auto", *, revision: str | None = None
+) -> ProteinSEDD:
+    """A trained model from a bundled name (`acyp-tiny`, the default), a run directory, a checkpoint
+    directory, a saved model folder, or a Hugging Face Hub id (`user/repo`, at `revision`).
+
+    A path that exists here is always read as a path. Hub models come through huggingface_hub's cache;
+    offline with nothing cached, the `UserError` names the id and how to fetch it. `device`: auto (CUDA if
+    present), cpu, cuda, or a torch.device.
+    """
+    from protein_sedd.hub import fetch, is_hub_id
+
+    dev = device if isinstance(device, torch.device) else select_device(device)
+    if source is not None:
+        text = str(source)
+        if not Path(text).expanduser().exists() and text not in bundled_names() and is_hub_id(text):
+            source = fetch(text, revision)
+        else:
+            source = Path(text).expanduser() if text not in bundled_names() else text
+    return ProteinSEDD(load_checkpoint(source, dev))
+
+
+def _ids_and_sequences(sequences, max_length: int) -> tuple[list[str], list[str]]:
+    """Accept plain strings (ids seq_1, seq_2, ...) or records with .id and .sequence; normalise and check."""
+    if isinstance(sequences, (str, bytes)):
+        raise UserError("give a list of sequences, not one string")
+    ids, texts = [], []
+    for number, item in enumerate(sequences, start=1):
+        ident = getattr(item, "id", None) or f"seq_{number}"
+        raw = getattr(item, "sequence", item)
+        if not isinstance(raw, str):
+            raise UserError(f"sequence {number}: expected a string, got {type(raw).__name__}")
+        try:
+            text = ALPHABET.normalise(raw)
+        except InvalidResidue as err:
+            raise UserError(f"sequence {ident!r}: {err}") from None
+        if not text:
+            raise UserError(f"sequence {ident!r}: empty")
+        if len(text) > max_length:
+            raise UserError(
+                f"sequence {ident!r}: {len(text)} residues, longer than the model context ({max_length})"
+            )
+        ids.append(ident)
+        texts.append(text)
+    if not texts:
+        raise UserError("no sequences given")
+    return ids, texts
+
+
+def _own_batches(n: int, batch_size: int, ranks: Distributed) -> int:
+    return sum(ranks.owns(b) for b in range(math.ceil(n / batch_size)))
+
+
+class _StepProgress:
+    """The per-step callback for `progress` (see ProteinSEDD.design_starts), as a context manager."""
+
+    def __init__(self, progress, ranks: Distributed, total: int):
+        self.progress, self.ranks, self.total, self.loop = progress, ranks, total, None
+
+    def __enter__(self) -> Callable[[], None]:
+        if callable(self.progress) and not isinstance(self.progress, bool):
+            return self.progress
+        if not self.progress or not self.ranks.is_main:
+            return lambda: None
+        from rich.console import Console
+
+        from protein_sedd.progress import LoopProgress
+
+        label = "design steps" if not self.ranks.enabled else "design steps (rank 0)"
+        self.loop = LoopProgress(Console(stderr=True), label, self.total).__enter__()
+        return self.loop.advance
+
+    def __exit__(self, *exc) -> None:
+        if self.loop is not None:
+            self.loop.__exit__(*exc)
