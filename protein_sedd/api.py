@@ -24,11 +24,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from protein_sedd.checkpoint import Checkpoint, bundled_names, load_checkpoint
-from protein_sedd.data.alphabet import ALPHABET, InvalidResidue
+from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import batches_in_order, encode_all
 from protein_sedd.data.datasets import sha256_of
 from protein_sedd.data.design_request import DesignRequest, DesignStarts
-from protein_sedd.data.fasta import FastaRecord, write_fasta
+from protein_sedd.data.fasta import FastaRecord, normalised_sequence, write_fasta
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.devices import inference_autocast, select_device
 from protein_sedd.diffusion.graph import build_graph
@@ -137,12 +137,7 @@ class ProteinSEDD:
         batch size give the same designs on the same device. `ranks` shares the batches among torchrun ranks
         (the command's `--devices`): rank 0 returns every design, the other ranks an empty list.
         """
-        check_int("n", n, 1, MAX_DESIGNS)
-        check_int("steps", steps, 1, MAX_SAMPLING_STEPS)
-        check_int("seed", seed, 0, MAX_DESIGN_SEED)
-        check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-        if predictor not in PREDICTORS:
-            raise UserError(f"predictor {predictor!r}: choose {' or '.join(PREDICTORS)}")
+        check_design_settings(n, steps, seed, batch_size, predictor)
         if self.is_autoregressive:
             raise UserError(
                 f"{self.path}: the autoregressive baseline (model=ar) cannot design; use a SEDD model"
@@ -334,6 +329,25 @@ class ProteinSEDD:
         return provenance
 
 
+def check_design_settings(
+    n: int, steps: int, seed: int, batch_size: int, predictor: str, *, options: bool = False
+) -> None:
+    """The numbers and predictor of a design run, each within its stated bounds (`limits`).
+
+    Messages name the Python arguments (`batch_size`), or with `options` the command's (`--batch-size`).
+    """
+
+    def named(argument: str) -> str:
+        return f"--{argument.replace('_', '-')}" if options else argument
+
+    check_int(named("n"), n, 1, MAX_DESIGNS)
+    check_int(named("steps"), steps, 1, MAX_SAMPLING_STEPS)
+    check_int(named("seed"), seed, 0, MAX_DESIGN_SEED)
+    check_int(named("batch_size"), batch_size, 1, MAX_BATCH_SIZE)
+    if predictor not in PREDICTORS:
+        raise UserError(f"{named('predictor')} {predictor!r}: choose {' or '.join(PREDICTORS)}")
+
+
 def load(
     source: str | Path | None = None, device: str | torch.device = "auto", *, revision: str | None = None
 ) -> ProteinSEDD:
@@ -366,12 +380,7 @@ def _ids_and_sequences(sequences, max_length: int) -> tuple[list[str], list[str]
         raw = getattr(item, "sequence", item)
         if not isinstance(raw, str):
             raise UserError(f"sequence {number}: expected a string, got {type(raw).__name__}")
-        try:
-            text = ALPHABET.normalise(raw)
-        except InvalidResidue as err:
-            raise UserError(f"sequence {ident!r}: {err}") from None
-        if not text:
-            raise UserError(f"sequence {ident!r}: empty")
+        text = normalised_sequence(raw, f"sequence {ident!r}")
         if len(text) > max_length:
             raise UserError(
                 f"sequence {ident!r}: {len(text)} residues, longer than the model context ({max_length})"

@@ -14,7 +14,6 @@ from protein_sedd.commands.ranks import run_on_ranks
 from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 from protein_sedd.distributed import check_devices, distributed
 from protein_sedd.errors import UserError
-from protein_sedd.limits import MAX_BATCH_SIZE, MAX_DESIGN_SEED, MAX_DESIGNS, MAX_SAMPLING_STEPS, check_int
 from protein_sedd.outputs import check_output_file
 
 if TYPE_CHECKING:
@@ -26,15 +25,10 @@ DESIGN_HEADER_PATTERN = re.compile(r">design_\d{4,} length=\d+ steps=\d+ seed=\d
 def _check_options(
     n, steps, seed, batch_size, predictor, out, length, length_range, template, fix, redesign
 ) -> DesignRequest:
+    from protein_sedd.api import check_design_settings
     from protein_sedd.data.design_request import DesignRequest
-    from protein_sedd.diffusion.transitions import PREDICTORS
 
-    check_int("--n", n, 1, MAX_DESIGNS)
-    check_int("--steps", steps, 1, MAX_SAMPLING_STEPS)
-    check_int("--seed", seed, 0, MAX_DESIGN_SEED)
-    check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
-    if predictor not in PREDICTORS:
-        raise UserError(f"--predictor {predictor!r}: choose {' or '.join(PREDICTORS)}")
+    check_design_settings(n, steps, seed, batch_size, predictor, options=True)
     if out.is_dir():
         raise UserError(
             f"--out {out}: is a directory; give a FASTA file name such as {out / 'designs.fasta'}"

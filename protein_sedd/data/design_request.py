@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-from protein_sedd.data.alphabet import ALPHABET, InvalidResidue
+from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.design_starts import (
     check_length,
     masked_starts,
@@ -31,7 +31,7 @@ from protein_sedd.data.design_starts import (
     parse_template,
     redesign_start,
 )
-from protein_sedd.data.fasta import FastaRecord, read_fasta
+from protein_sedd.data.fasta import FastaRecord, normalised_sequence, read_fasta
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.errors import UserError
 
@@ -88,7 +88,7 @@ class DesignRequest:
         if self.template is not None:
             return FixedStart(parse_template(self.template), "")
         if isinstance(self.fix, str):  # the sequence itself (the Python API)
-            record = FastaRecord("sequence", "sequence", _normalised(self.fix))
+            record = FastaRecord("sequence", "sequence", normalised_sequence(self.fix, "fix sequence"))
             ranges = parse_ranges(self.redesign, len(record.sequence), "fix sequence")
             return FixedStart(redesign_start(record.sequence, ranges), f" redesign={_ranges_text(ranges)}")
         if self.fix is not None:
@@ -131,13 +131,3 @@ class DesignRequest:
 
 def _ranges_text(ranges: list[tuple[int, int]]) -> str:
     return ",".join(f"{a}-{b}" for a, b in ranges)
-
-
-def _normalised(sequence: str) -> str:
-    try:
-        normalised = ALPHABET.normalise(sequence)
-    except InvalidResidue as err:
-        raise UserError(f"fix sequence: {err}") from None
-    if not normalised:
-        raise UserError("fix sequence: empty")
-    return normalised

@@ -115,6 +115,17 @@ def _checked_lines(handle, name: str):
         )
 
 
+def normalised_sequence(raw: str, where: str, alphabet: Alphabet = ALPHABET) -> str:
+    """`raw` under the alphabet's policy; a bad residue or an empty result is a UserError naming `where`."""
+    try:
+        sequence = alphabet.normalise(raw)
+    except InvalidResidue as err:
+        raise UserError(f"{where}: {err}") from None
+    if not sequence:
+        raise UserError(f"{where}: empty sequence")
+    return sequence
+
+
 def read_fasta(path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool = True) -> list[FastaRecord]:
     """Read every record of a FASTA file, normalised by the alphabet's policy.
 
@@ -167,12 +178,7 @@ def read_fasta_hashed(
                 if unique_ids and record_id in seen:
                     raise UserError(f"{name}: duplicate record id {record_id!r} (record {number})")
                 seen.add(record_id)
-                try:
-                    sequence = alphabet.normalise(raw_sequence)
-                except InvalidResidue as err:
-                    raise UserError(f"{name}: record {record_id!r}: {err}") from None
-                if not sequence:
-                    raise UserError(f"{name}: record {record_id!r}: empty sequence")
+                sequence = normalised_sequence(raw_sequence, f"{name}: record {record_id!r}", alphabet)
                 records.append(FastaRecord(record_id, title, sequence))
             while raw.read(1 << 20):  # bytes after the text (gzip padding): the hash covers the whole file
                 pass
