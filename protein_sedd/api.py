@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from protein_sedd.checkpoint import Checkpoint, bundled_names, load_checkpoint
+from protein_sedd.checkpoint import Checkpoint, load_checkpoint
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import batches_in_order, encode_all
 from protein_sedd.data.datasets import sha256_of
@@ -358,16 +358,8 @@ def load(
     offline with nothing cached, the `UserError` names the id and how to fetch it. `device`: auto (CUDA if
     present), cpu, cuda, or a torch.device.
     """
-    from protein_sedd.hub import fetch, is_hub_id
-
     dev = device if isinstance(device, torch.device) else select_device(device)
-    if source is not None:
-        text = str(source)
-        if not Path(text).expanduser().exists() and text not in bundled_names() and is_hub_id(text):
-            source = fetch(text, revision)
-        else:
-            source = Path(text).expanduser() if text not in bundled_names() else text
-    return ProteinSEDD(load_checkpoint(source, dev))
+    return ProteinSEDD(load_checkpoint(source, dev, revision))
 
 
 def _ids_and_sequences(sequences, max_length: int) -> tuple[list[str], list[str]]:

@@ -2,9 +2,10 @@
 
 A checkpoint is a folder holding `model.safetensors` (the EMA weights) and `config.yaml` (the resolved run
 config: model, graph, noise, alphabet, training lengths, dataset record). It is found as given, inside a
-run directory (`RUN/checkpoint/`, or `checkpoint.old/` when a crash struck mid-swap), or by the name of a
-model bundled in the package (`acyp-tiny`, in `protein_sedd/pretrained/`). Loading never unpickles
-anything: weights come from safetensors, and the config is bounded and validated before a model is built.
+run directory (`RUN/checkpoint/`, or `checkpoint.old/` when a crash struck mid-swap), by the name of a
+model bundled in the package (`acyp-tiny`, in `protein_sedd/pretrained/`), or by a Hugging Face Hub id.
+Loading never unpickles anything: weights come from safetensors, and the config is bounded and validated
+before a model is built.
 Writing checkpoints is training's business (`protein_sedd.training.checkpoint`).
 """
 
@@ -47,12 +48,17 @@ def bundled_checkpoint(name: str = DEFAULT_MODEL) -> Path:
     return path
 
 
-def resolve_checkpoint_dir(source: str | Path) -> Path:
-    """A checkpoint directory, a run directory holding `checkpoint/` (or a crash-time `.old`), or the
-    name of a bundled model (used when no file of that name exists here)."""
-    path = Path(source)
+def resolve_checkpoint_dir(source: str | Path, revision: str | None = None) -> Path:
+    """A checkpoint directory, a run directory holding `checkpoint/` (or a crash-time `.old`), a saved
+    model folder, the name of a bundled model, or a Hugging Face Hub id (`user/repo`, at `revision`).
+    A path that exists here always wins; then bundled names; then Hub ids (`protein_sedd.hub`)."""
+    from protein_sedd.hub import fetch, is_hub_id
+
+    path = Path(source).expanduser()
     if not path.exists() and str(source) in bundled_names():
         return bundled_checkpoint(str(source))
+    if not path.exists() and is_hub_id(str(source)):
+        path = fetch(str(source), revision)
     if not path.exists():
         raise UserError(
             f"{path}: no such checkpoint or run directory (bundled models: {', '.join(bundled_names())})"
@@ -113,9 +119,11 @@ def check_weights(model: torch.nn.Module, weights: dict, where: Path) -> None:
             )
 
 
-def load_checkpoint(source: str | Path | None = None, device: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(
+    source: str | Path | None = None, device: str | torch.device = "cpu", revision: str | None = None
+) -> Checkpoint:
     """The network (EMA weights, eval mode) and config of a checkpoint; None: the default bundled model."""
-    checkpoint_dir = resolve_checkpoint_dir(DEFAULT_MODEL if source is None else source)
+    checkpoint_dir = resolve_checkpoint_dir(DEFAULT_MODEL if source is None else source, revision)
     config = load_config(checkpoint_dir)
     model = DDiT(DDiTConfig.from_dict(OmegaConf.to_container(config.model)))
     try:
