@@ -138,6 +138,10 @@ def test_fold_eval_end_to_end(tmp_path, tiny_model, fold_calls):
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["successes"], summary["threshold"]) == (3, pytest.approx(threshold))
     assert summary["success_rate"] == pytest.approx(3 / len(DESIGNS))
+    from protein_sedd.evaluation.rates import wilson_interval
+
+    assert summary["success"]["ci95"] == pytest.approx(list(wilson_interval(3, len(DESIGNS))))
+    assert sum(b["count"] for b in summary["success_by_length"]) == 3
 
     assert run(designs, tiny_model, out, "--plddt-threshold", "100") == 0
     assert json.loads((out / "summary.json").read_text())["successes"] == 0

@@ -219,8 +219,13 @@ def test_seq_eval_end_to_end(tmp_path, small_reference, capsys):
         "nearest_identity",
         "nearest_id",
         "exact_copy",
+        "low_complexity",
+        "longest_run",
+        "min_window_entropy",
+        "repeated_kmer",
     ]
     rows = frame.set_index("id")
+    assert not rows["low_complexity"].any()  # natural-like sequences and their shuffles
     assert rows.loc["copy_a", "nearest_identity"] == 1.0 and rows.loc["copy_a", "exact_copy"]
     assert (
         rows.loc["copy_a", "nearest_id"] == records[3].id
@@ -241,6 +246,14 @@ def test_seq_eval_end_to_end(tmp_path, small_reference, capsys):
         sequence_metrics.mean_pairwise_identity(list(designs.values()))[0]
     )
     assert summary["pairwise_pairs"] == 15
+    from protein_sedd.evaluation.rates import wilson_interval
+
+    assert summary["family_pass"]["count"] == 4 and summary["family_pass"]["n"] == 6
+    assert summary["family_pass"]["ci95"] == pytest.approx(list(wilson_interval(4, 6)))
+    assert sum(b["n"] for b in summary["family_pass_by_length"]) == 6
+    assert summary["exact_copy"]["count"] == 2 and summary["low_complexity"]["count"] == 0
+    natural = summary["natural_baseline"]  # 6 held-out naturals, length-matched, HMM built from others
+    assert natural["n"] == 6 and natural["family_pass"]["count"] == 6
     reference_sequences = [r.sequence for r in records]
     assert summary["composition_js_bits"] == pytest.approx(
         sequence_metrics.js_divergence(

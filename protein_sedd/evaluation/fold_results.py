@@ -16,6 +16,7 @@ from protein_sedd.atomic import write_json_atomic, write_text_atomic
 from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation import folding
+from protein_sedd.evaluation.rates import rate, rates_by_length
 from protein_sedd.evaluation.reports import write_csv_atomic
 from protein_sedd.evaluation.tiny_esmfold import PLUMBING_NOTE, is_toy_esmfold
 
@@ -112,6 +113,8 @@ class FoldResults:
             "mean_plddt": float(frame["mean_plddt"].mean()) if n else nan,
             "median_plddt": float(frame["mean_plddt"].median()) if n else nan,
             "mean_ptm": float(frame["ptm"].mean()) if n else nan,
+            "success": rate(frame["success"].tolist()),  # with its 95% Wilson interval
+            "success_by_length": rates_by_length(frame["length"].tolist(), frame["success"].tolist()),
             "threshold": self.threshold,
             "model": self.model_label,
             "backend": self.backend,

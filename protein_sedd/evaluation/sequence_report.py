@@ -2,20 +2,31 @@
 
 Per design: family HMM score (bits; 0.0 = no HMMER hit), identity to the nearest reference (identical
 aligned pairs / length of the shorter sequence) with its id, and whether it copies a reference exactly.
+Per design also: low-complexity and repeat flags (`low_complexity`: the rule is in that module).
 Across designs: HMM pass rate, mean pairwise identity (diversity), fraction unique, amino-acid composition
-divergence (Jensen-Shannon, bits) and the length distribution against the reference.
+divergence (Jensen-Shannon, bits) and the length distribution against the reference. Every rate comes with
+its 95% Wilson interval (`rates`), overall and per length bin, beside the same rates for a length-matched
+sample of natural reference sequences that the family HMM was not built from (`natural_baseline`).
 """
 
 from __future__ import annotations
 
+import bisect
+import random
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.evaluation import family_hmm, sequence_metrics
+from protein_sedd.evaluation.low_complexity import complexity
+from protein_sedd.evaluation.rates import rate, rates_by_length
 
-RESULT_COLUMNS = ["id", "sequence", "length", "family_bits", "nearest_identity", "nearest_id", "exact_copy"]
+RESULT_COLUMNS = [
+    "id", "sequence", "length", "family_bits", "nearest_identity", "nearest_id", "exact_copy",
+    "low_complexity", "longest_run", "min_window_entropy", "repeated_kmer",
+]  # fmt: skip
 
 
 def score_designs(
@@ -34,6 +45,7 @@ def score_designs(
     bits = family_hmm.family_bits(hmm, design_sequences)
     nearest = sequence_metrics.nearest_references(design_sequences, reference_sequences)
     pairwise, n_pairs = sequence_metrics.mean_pairwise_identity(design_sequences)
+    flags = [complexity(s) for s in design_sequences]
     frame = pd.DataFrame(
         {
             "id": [r.id for r in records],
@@ -43,6 +55,10 @@ def score_designs(
             "nearest_identity": [n.identity for n in nearest],
             "nearest_id": [references[n.index].id for n in nearest],
             "exact_copy": [n.exact_copy for n in nearest],
+            "low_complexity": [f.low_complexity for f in flags],
+            "longest_run": [f.longest_run for f in flags],
+            "min_window_entropy": [round(f.min_window_entropy, 4) for f in flags],
+            "repeated_kmer": [f.repeated_kmer for f in flags],
         },
         columns=RESULT_COLUMNS,
     )
@@ -51,12 +67,66 @@ def score_designs(
     )
     summary["mean_pairwise_identity"] = pairwise
     summary["pairwise_pairs"] = n_pairs
+    summary.update(_rates(frame))
+    summary["natural_baseline"] = natural_baseline(
+        hmm, reference_sequences, frame["length"].tolist(), hmm_sample_size
+    )
     return frame, summary
 
 
-def _summary(frame, reference_sequences, reference_path, sha256, sample_size, hmm_path) -> dict:
-    import numpy as np
+def _rates(frame: pd.DataFrame) -> dict:
+    """Every yes/no rate with its 95% Wilson interval; the family pass rate also per length bin."""
+    passed = (frame["family_bits"] >= family_hmm.PASS_BITS).tolist()
+    first_copies = (~frame["sequence"].duplicated()).tolist()  # unique = first occurrence of its sequence
+    return {
+        "family_pass": rate(passed),
+        "family_pass_by_length": rates_by_length(frame["length"].tolist(), passed),
+        "unique": rate(first_copies),
+        "exact_copy": rate(frame["exact_copy"].tolist()),
+        "low_complexity": rate(frame["low_complexity"].tolist()),
+        "low_complexity_count": int(frame["low_complexity"].sum()),
+    }
 
+
+def natural_baseline(hmm, reference_sequences: list[str], lengths: list[int], hmm_sample_size: int) -> dict:
+    """The same rates for natural references outside the HMM's build sample, one per design length.
+
+    Each design length takes an unused held-out reference of the nearest length (ties and order fixed by
+    seed 0), so the baseline has the designs' length distribution. None when every reference built the HMM.
+    """
+    built = set(family_hmm.sample_sequences(reference_sequences, hmm_sample_size))
+    held_out = [s for s in dict.fromkeys(reference_sequences) if s not in built]
+    if not held_out:
+        return {"n": 0, "note": "every reference sequence was used to build the family HMM"}
+    random.Random(0).shuffle(held_out)
+    by_length = sorted(range(len(held_out)), key=lambda i: len(held_out[i]))
+    sorted_lengths = [len(held_out[i]) for i in by_length]
+    used: set[int] = set()
+    chosen = []
+    for length in lengths:
+        start = bisect.bisect_left(sorted_lengths, length)
+        for step in range(len(by_length)):  # nearest unused length, looking outwards
+            candidates = [start + step, start - step - 1] if step else [start, start - 1]
+            pick = next((c for c in candidates if 0 <= c < len(by_length) and c not in used), None)
+            if pick is not None:
+                break
+        else:
+            used.clear()  # more designs than held-out naturals: reuse them
+            pick = min(max(start, 0), len(by_length) - 1)
+        used.add(pick)
+        chosen.append(held_out[by_length[pick]])
+    bits = family_hmm.family_bits(hmm, chosen)
+    passed = [b >= family_hmm.PASS_BITS for b in bits]
+    return {
+        "n": len(chosen),
+        "family_pass": rate(passed),
+        "family_pass_by_length": rates_by_length([len(s) for s in chosen], passed),
+        "family_bits_median": float(np.median(bits)),
+        "low_complexity": rate([complexity(s).low_complexity for s in chosen]),
+    }
+
+
+def _summary(frame, reference_sequences, reference_path, sha256, sample_size, hmm_path) -> dict:
     bits = frame["family_bits"].to_numpy()
     identities = frame["nearest_identity"].to_numpy()
     design_sequences = frame["sequence"].tolist()
