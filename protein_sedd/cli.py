@@ -28,13 +28,14 @@ app = typer.Typer(
 
 # Commands are registered here, one module each under protein_sedd/commands/.
 # -- commands --
-from protein_sedd.commands import design, evaluate, fold_eval, seq_eval, train  # noqa: E402
+from protein_sedd.commands import design, evaluate, fold_eval, select, seq_eval, train  # noqa: E402
 
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("design")(design.design)
 app.command("fold-eval")(fold_eval.fold_eval)
 app.command("seq-eval")(seq_eval.seq_eval)
+app.command("select")(select.select)
 
 
 def _fail(message: str) -> int:

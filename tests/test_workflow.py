@@ -28,6 +28,7 @@ def test_smoke_workflow_writes_a_summary(tmp_path):
         "## Likelihood (test split)",
         "## Designs: sequence metrics",
         "## Designs: folding",
+        "## The shortlist (select)",
         "seconds",
     ):
         assert section in summary
@@ -40,6 +41,9 @@ def test_smoke_workflow_writes_a_summary(tmp_path):
     assert len(designs) == 12 and all(set(d) <= set("ACDEFGHIKLMNPQRSTVWYX") for d in designs)
     assert len(list((out / "fold_eval").glob("*.pdb"))) == 12
     assert (out / "run" / "loss_curve.png").exists() and list((out / "seq_eval").glob("*.png"))
+    picks = json.loads((out / "picks" / "summary.json").read_text())
+    assert picks["rank_by"] == "family_bits"  # the toy ESMFold's pLDDT picks nothing
+    assert picks["funnel"][0] == {"stage": "designs", "left": 12} and picks["n_picked"] <= 12
     # a second run into the same folder is refused instead of overwriting it
     again = subprocess.run(workflow, capture_output=True, text=True)
     assert again.returncode != 0 and "is not a new or empty folder" in again.stderr

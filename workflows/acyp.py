@@ -1,4 +1,4 @@
-"""The whole pipeline on ACYP: train -> evaluate -> design -> fold-eval -> seq-eval -> summary.md.
+"""The whole pipeline on ACYP: train -> evaluate -> design -> fold-eval -> seq-eval -> select -> summary.md.
 
     python workflows/acyp.py --out runs/acyp-pipeline                 # full profile (hours on a CPU)
     python workflows/acyp.py --smoke --out /tmp/acyp-smoke            # the whole chain in a few minutes
@@ -103,12 +103,26 @@ def write_summary(out: Path, profile: str, timings: dict, fold_note: str | None)
                 "",
             ]
         lines += ["| metric | value |", "| --- | --- |"]
-        lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in fold.items()]
+        lines += [
+            f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+            for k, v in fold.items()
+            if isinstance(v, int | float | str)
+        ]  # rates with intervals stay in summary.json
         lines += [
             "",
             *(f"![{p.stem}](fold_eval/{p.name})" for p in sorted((out / "fold_eval").glob("*.png"))),
             "",
         ]
+    picks = json.loads((out / "picks" / "summary.json").read_text())
+    lines += [
+        "## The shortlist (select)",
+        "",
+        f"Ranked by {picks['rank_by']}; designs left after each step:",
+        "",
+    ]
+    lines += ["| step | designs left |", "| --- | --- |"]
+    lines += [f"| {stage['stage']} | {stage['left']} |" for stage in picks["funnel"]]
+    lines += ["", "![funnel](picks/funnel.png)", ""]
     lines += ["## Wall-clock time", "", "| step | seconds |", "| --- | --- |"]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in timings.items()]
     from protein_sedd.atomic import write_text_atomic
@@ -150,6 +164,8 @@ def main() -> None:
         "fold-eval": ["fold-eval", str(designs), "--out-dir", str(out / "fold_eval"), *device, *ranks],
         "seq-eval": ["seq-eval", str(designs), "--reference", "acyp", "--out-dir", str(out / "seq_eval")],
     }  # fmt: skip
+    from protein_sedd.evaluation.tiny_esmfold import is_toy_esmfold
+
     with open(out / "workflow.log", "w") as log:
         for name in ("train", "evaluate", "design"):
             timings[name] = step(name, commands[name], log)
@@ -167,6 +183,10 @@ def main() -> None:
         else:
             timings["fold-eval"] = step("fold-eval", [*commands["fold-eval"], "--model", esmfold], log)
         timings["seq-eval"] = step("seq-eval", commands["seq-eval"], log)
+        picks = ["select", str(designs), "--out", str(out / "picks"), "--seq-eval", str(out / "seq_eval")]
+        if esmfold is not None and not is_toy_esmfold(esmfold):  # a toy model's pLDDT must not pick anything
+            picks += ["--fold-eval", str(out / "fold_eval")]
+        timings["select"] = step("select", picks, log)
     summary = write_summary(out, "smoke" if args.smoke else "full", timings, fold_note)
     print(f"summary: {summary}")
 

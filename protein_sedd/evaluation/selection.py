@@ -1,0 +1,142 @@
+"""From a design run to a plate: join the evaluations, filter, rank, and pick a diverse shortlist.
+
+1. Join: every design (the FASTA) gets its row of each table given, by id: seq-eval's results (family bits,
+   nearest identity, low-complexity flag), fold-eval's (mean pLDDT, pTM), and per-sequence scores
+   (`evaluate --csv`: nats, bits per residue and their error). A design missing from a table is an error.
+2. Filter, each filter applying only when its table is given: mean pLDDT >= `min_plddt`, family bits >=
+   `min_family_bits`, nearest-reference identity <= `max_nearest_identity` (novelty), and no low-complexity
+   flag unless kept.
+3. Rank the designs that pass by one stated key: `plddt` or `family_bits` (higher first), or
+   `bits_per_residue` (the model's bound, lower first).
+4. Pick greedily down that ranking, skipping any design more than `max_pair_identity` identical to one
+   already picked, until `n` are picked or none are left. The funnel counts the designs left after each
+   step; the diversity step is counted over every eligible design, as if the plate were unlimited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from protein_sedd.data.fasta import FastaRecord
+from protein_sedd.errors import UserError
+from protein_sedd.evaluation.sequence_metrics import identity
+
+RANK_KEYS = {  # key -> (column, higher is better)
+    "plddt": ("mean_plddt", True),
+    "family_bits": ("family_bits", True),
+    "bits_per_residue": ("bits_per_residue", False),
+}
+TABLE_COLUMNS = {  # the columns each table contributes
+    "fold-eval": ["mean_plddt", "ptm"],
+    "seq-eval": ["family_bits", "nearest_identity", "nearest_id", "low_complexity"],
+    "scores": ["nats", "bits_per_residue", "standard_error_nats"],
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_plddt: float = 70.0
+    min_family_bits: float = 25.0
+    max_nearest_identity: float = 0.9
+    keep_low_complexity: bool = False
+    max_pair_identity: float = 0.8
+
+
+@dataclass
+class Selection:
+    table: pd.DataFrame  # every design: metrics, pass_* per filter, eligible, rank, picked
+    picks: list[FastaRecord]  # in rank order
+    funnel: list[tuple[str, int]]  # (stage, designs left)
+
+
+def join_tables(records: Sequence[FastaRecord], tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per design with the columns of every table given; ids missing from a table are refused."""
+    frame = pd.DataFrame({"id": [r.id for r in records], "sequence": [r.sequence for r in records]}).assign(
+        length=lambda f: f["sequence"].str.len()
+    )
+    for name, table in tables.items():
+        wanted = TABLE_COLUMNS[name]
+        absent = [c for c in ["id", *wanted] if c not in table.columns]
+        if absent:
+            raise UserError(f"{name} table: lacks the column(s) {', '.join(absent)}")
+        by_id = table.assign(id=table["id"].astype(str)).drop_duplicates("id").set_index("id")
+        missing = [i for i in frame["id"] if i not in by_id.index]
+        if missing:
+            shown = ", ".join(repr(i) for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise UserError(
+                f"{name} table: no row for {len(missing)} design(s): {shown}; evaluate them first"
+            )
+        frame = frame.join(by_id[wanted], on="id")
+    return frame
+
+
+def select(
+    records: Sequence[FastaRecord],
+    tables: dict[str, pd.DataFrame],
+    n: int,
+    rank_by: str | None = None,
+    thresholds: Thresholds = Thresholds(),
+) -> Selection:
+    """Filter, rank and pick up to `n` diverse designs (see the module docstring)."""
+    if not tables:
+        raise UserError("give at least one of --seq-eval DIR, --fold-eval DIR or --scores CSV")
+    rank_by = rank_by or default_rank_key(tables)
+    if rank_by not in RANK_KEYS:
+        raise UserError(f"--rank-by {rank_by!r}: choose {', '.join(RANK_KEYS)}")
+    column, higher_first = RANK_KEYS[rank_by]
+    source = next(name for name, columns in TABLE_COLUMNS.items() if column in columns)
+    if source not in tables:
+        raise UserError(f"--rank-by {rank_by} needs the {source} table ({_option(source)})")
+    frame = join_tables(records, tables)
+    funnel = [("designs", len(frame))]
+    eligible = pd.Series(True, index=frame.index)
+    for name, passed in _filters(frame, tables, thresholds):
+        frame[f"pass_{name}"] = passed
+        eligible &= passed
+        funnel.append((name, int(eligible.sum())))
+    frame["eligible"] = eligible
+    order = frame[eligible].sort_values(column, ascending=not higher_first, kind="stable").index
+    frame["rank"] = pd.Series(range(1, len(order) + 1), index=order)
+    diverse = _greedy_diverse(frame, order, thresholds.max_pair_identity)
+    picked = diverse[:n]  # the greedy set's first n are what stopping at n would have picked
+    frame["picked"] = frame.index.isin(picked)
+    funnel.append((f"pair identity <= {thresholds.max_pair_identity:g}", len(diverse)))
+    funnel.append(("picked", len(picked)))
+    by_id = {r.id: r for r in records}
+    return Selection(frame, [by_id[frame.at[i, "id"]] for i in picked], funnel)
+
+
+def default_rank_key(tables: dict) -> str:
+    """pLDDT when folds are given, else family bits, else the model's bound."""
+    return "plddt" if "fold-eval" in tables else "family_bits" if "seq-eval" in tables else "bits_per_residue"
+
+
+def _filters(frame: pd.DataFrame, tables: dict, t: Thresholds):
+    if "fold-eval" in tables:
+        yield f"plddt >= {t.min_plddt:g}", frame["mean_plddt"] >= t.min_plddt
+    if "seq-eval" in tables:
+        yield f"family bits >= {t.min_family_bits:g}", frame["family_bits"] >= t.min_family_bits
+        yield (
+            f"nearest identity <= {t.max_nearest_identity:g}",
+            frame["nearest_identity"] <= t.max_nearest_identity,
+        )
+        if not t.keep_low_complexity:
+            flags = frame["low_complexity"].astype(str).str.lower().isin(["true", "1", "yes"])
+            yield "not low-complexity", ~flags
+
+
+def _greedy_diverse(frame: pd.DataFrame, order, max_identity: float) -> list:
+    """Down the ranking, keep each design no more than `max_identity` identical to every one kept before."""
+    kept: list = []
+    for index in order:
+        sequence = frame.at[index, "sequence"]
+        if all(identity(sequence, frame.at[k, "sequence"]) <= max_identity for k in kept):
+            kept.append(index)
+    return kept
+
+
+def _option(table: str) -> str:
+    return {"fold-eval": "--fold-eval DIR", "seq-eval": "--seq-eval DIR", "scores": "--scores CSV"}[table]

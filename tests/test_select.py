@@ -1,0 +1,110 @@
+"""`select` against picks known in advance: filters, ranking, near-duplicates, missing rows."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pandas as pd
+import pytest
+
+from .conftest import run_cli
+
+BASE = "MSTLKRVRFTVSGRVQGVFFRAFTAQEAKKLGLTGWVRNLPDGSVEVVAEGDE"
+
+
+def _mutant(sequence: str, n: int, seed: int) -> str:
+    rng = random.Random(seed)
+    letters = list(sequence)
+    for i in rng.sample(range(len(letters)), n):
+        letters[i] = rng.choice([a for a in "ACDEFGHIKLMNPQRSTVWY" if a != letters[i]])
+    return "".join(letters)
+
+
+@pytest.fixture
+def run_folder(tmp_path):
+    """Six designs and hand-made evaluations whose right picks are known."""
+    designs = {
+        "best": BASE,
+        "best_twin": _mutant(BASE, 2, 1),  # 96% identical to `best`: never picked beside it
+        "good": _mutant(BASE, 25, 2),
+        "no_family": _mutant(BASE, 30, 3),  # fails the family-bits filter
+        "repeats": _mutant(BASE, 28, 4),  # flagged low-complexity
+        "copy": _mutant(BASE, 27, 5),  # too close to a natural sequence
+    }
+    fasta = tmp_path / "designs.fasta"
+    fasta.write_text("".join(f">{i} length={len(s)} steps=8\n{s}\n" for i, s in designs.items()))
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    pd.DataFrame(
+        {
+            "id": list(designs),
+            "family_bits": [110.0, 108.0, 90.0, 5.0, 95.0, 100.0],
+            "nearest_identity": [0.6, 0.6, 0.5, 0.4, 0.5, 0.97],
+            "nearest_id": ["n1"] * 6,
+            "low_complexity": [False, False, False, False, True, False],
+        }
+    ).to_csv(seq / "results.csv", index=False)
+    fold = tmp_path / "fold"
+    fold.mkdir()
+    pd.DataFrame(
+        {"id": list(designs), "mean_plddt": [91.0, 95.0, 80.0, 99.0, 98.0, 97.0], "ptm": [0.8] * 6}
+    ).to_csv(fold / "results.csv", index=False)
+    return fasta, seq, fold, designs
+
+
+def test_picks_pass_every_filter_and_skip_near_duplicates(tmp_path, capsys, run_folder):
+    fasta, seq, fold, designs = run_folder
+    out = tmp_path / "picks"
+    args = ["select", fasta, "--n", "3", "--seq-eval", seq, "--fold-eval", fold, "--out", out]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    # ranked by pLDDT: best_twin (95) > best (91) > good (80); best is 96% identical to best_twin: skipped
+    picks = [line[1:].split()[0] for line in (out / "picks.fasta").read_text().splitlines() if line[0] == ">"]
+    assert picks == ["best_twin", "good"]
+    assert "only 2 designs" in err and "asked for 3" in err
+    table = pd.read_csv(out / "picks.csv", dtype={"id": str}).set_index("id")
+    assert not table.loc["no_family", "pass_family bits >= 25"] and not table.loc["no_family", "picked"]
+    assert not table.loc["repeats", "pass_not low-complexity"] and not table.loc["copy", "eligible"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(s["stage"], s["left"]) for s in summary["funnel"]] == [
+        ("designs", 6), ("plddt >= 70", 6), ("family bits >= 25", 5), ("nearest identity <= 0.9", 4),
+        ("not low-complexity", 3), ("pair identity <= 0.8", 2), ("picked", 2),
+    ]  # fmt: skip
+    assert (out / "funnel.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "picks.fasta").read_text().startswith(">best_twin length=")  # headers kept whole
+
+
+def test_rank_key_and_the_lower_is_better_bound(tmp_path, capsys, run_folder):
+    fasta, seq, fold, designs = run_folder
+    scores = tmp_path / "scores.csv"
+    nats = [200.0, 150.0, 120.0, 300.0, 100.0, 90.0]
+    pd.DataFrame(
+        {"id": list(designs), "nats": nats, "bits_per_residue": [n / 53 / 0.693 for n in nats],
+         "standard_error_nats": [1.0] * 6}
+    ).to_csv(scores, index=False)  # fmt: skip
+    out = tmp_path / "by_bound"
+    args = ["select", fasta, "--n", "2", "--seq-eval", seq, "--scores", scores, "--out", out]
+    assert run_cli([*args, "--rank-by", "bits_per_residue"], capsys)[0] == 0
+    picks = [line[1:].split()[0] for line in (out / "picks.fasta").read_text().splitlines() if line[0] == ">"]
+    assert picks == ["good", "best_twin"]  # lowest bound first; `repeats` and `copy` are filtered out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--rank-by", "plddt"], "--rank-by plddt needs the fold-eval table"),
+        (["--rank-by", "taste"], "--rank-by 'taste'"),
+        (["--max-pair-identity", "1.5"], "--max-pair-identity 1.5"),
+        ([], "no row for 1 design(s): 'extra'"),
+    ],
+)
+def test_mistakes_exit_2_with_one_line_and_no_output(tmp_path, capsys, run_folder, extra, message):
+    fasta, seq, fold, designs = run_folder
+    if not extra:  # a design the tables have never seen
+        fasta.write_text(fasta.read_text() + f">extra\n{BASE}\n")
+    out = tmp_path / "picks"
+    code, _, err = run_cli(["select", fasta, "--seq-eval", seq, "--out", out, *extra], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and "\n" not in err.strip() and message in err
+    assert not out.exists()
