@@ -383,3 +383,22 @@ def test_fair_esm_backend_shares_the_fold_loop(tiny_model, monkeypatch):
     for a, b in zip(got, expected, strict=True):
         assert a.sequence == b.sequence and a.ptm == pytest.approx(b.ptm)
         assert np.allclose(a.residue_plddt, b.residue_plddt, atol=1e-3)
+
+
+def test_a_length_matched_natural_baseline_is_folded_once(tmp_path, tiny_model, fold_calls):
+    designs = write_designs(tmp_path / "designs.fasta", DESIGNS)
+    naturals = {f"n{k}": "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"[:k] for k in (12, 20, 27, 33)}
+    reference = write_designs(tmp_path / "family.fasta", naturals)
+    out = tmp_path / "fold"
+    args = ["--reference", reference, "--baseline-n", "3", "--plddt-threshold", "0"]
+    assert run(designs, tiny_model, out, *args) == 0
+    baseline = pd.read_csv(out / "natural_baseline.csv")
+    assert len(baseline) == 3 and set(baseline["sequence"]) <= set(naturals.values())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["natural_baseline"]["n"] == 3
+    assert summary["natural_baseline"]["success"]["count"] == 3  # threshold 0: every fold succeeds
+    assert summary["natural_baseline"]["mean_plddt"] == pytest.approx(baseline["mean_plddt"].mean())
+
+    fold_calls.clear()  # a rerun reuses the designs' folds and the baseline's
+    assert run(designs, tiny_model, out, *args) == 0
+    assert fold_calls == []

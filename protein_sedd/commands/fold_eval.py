@@ -31,7 +31,7 @@ from protein_sedd.evaluation.reports import (
     rows_table,
     summary_table,
 )
-from protein_sedd.limits import MAX_CHUNK_SIZE, MAX_TOKENS_PER_BATCH, check_int
+from protein_sedd.limits import MAX_CHUNK_SIZE, MAX_DESIGNS, MAX_TOKENS_PER_BATCH, check_int
 from protein_sedd.outputs import OutputFolder
 
 BEST_SHOWN = 10
@@ -77,6 +77,16 @@ def fold_eval(
     devices: int = typer.Option(
         1, "--devices", help="Share the batches among N local ranks (one per GPU; gloo processes on a CPU)."
     ),
+    reference: str = typer.Option(
+        None,
+        "--reference",
+        help="Also fold a natural baseline: sequences of this family (a FASTA file, or a dataset name: acyp) "
+        "with the designs' lengths, whose success rate summary.json reports beside the designs'.",
+        show_default=False,
+    ),
+    baseline_n: int = typer.Option(
+        100, "--baseline-n", help="With --reference: how many naturals to fold (at most one per design)."
+    ),
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
@@ -91,6 +101,7 @@ def fold_eval(
     records = read_fasta(designs, unique_ids=True)
     _check_lengths(designs, records)
     file_names = pdb_names(designs, records)
+    naturals = _natural_baseline(reference, baseline_n, records)
     target = out_dir if out_dir is not None else designs.with_name(f"{designs.stem}_fold_eval")
     if devices > 1:
         run_on_ranks(ctx, devices)
@@ -111,17 +122,47 @@ def fold_eval(
 
             results = ranks.from_main(earlier_results)
             todo = [r for r in records if not results.has(r)]
-            if todo:
+            baseline_done = ranks.from_main(lambda: results.load_baseline(naturals))
+            backend_impl = None
+            if todo or not baseline_done:
                 backend_impl = folding.load_backend(
                     backend, model, ranks.device(requested), chunk_size or None
                 )
+            if todo:
                 _fold(backend_impl, todo, results, max_tokens_per_batch, ranks)
+            if not baseline_done and ranks.is_main:  # a small sample: rank 0 folds it alone
+                folded = dict(
+                    pair
+                    for indices, designs_ in folding.fold_in_batches(
+                        backend_impl, naturals, max_tokens_per_batch
+                    )
+                    for pair in zip(indices, designs_, strict=True)
+                )
+                results.set_baseline(naturals, [folded[i] for i in range(len(naturals))])
         if not ranks.is_main:
             return
         _finish(claimed[0], target, results, plddt_threshold)
     finally:
         for folder in claimed:
             folder.__exit__(*sys.exc_info())
+
+
+def _natural_baseline(reference: str | None, n: int, records: list[FastaRecord]) -> list[str]:
+    """Up to `n` naturals with the lengths of a seeded sample of the designs (none without --reference)."""
+    if reference is None:
+        return []
+    import random
+
+    from protein_sedd.data.datasets import resolve_reference
+    from protein_sedd.evaluation.baseline import length_matched
+
+    check_int("--baseline-n", n, 1, MAX_DESIGNS)
+    designed = {r.sequence for r in records}
+    pool = [r.sequence for r in read_fasta(resolve_reference(reference), unique_ids=False)]
+    pool = [s for s in pool if s not in designed and len(s) <= folding.MAX_FOLD_LENGTH and s.strip("X")]
+    lengths = [len(r.sequence) for r in records]
+    sample = random.Random(0).sample(lengths, min(n, len(lengths)))
+    return length_matched(pool, sample)
 
 
 def _claim_output(target: Path, designs: Path, overwrite: bool) -> OutputFolder:

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from protein_sedd.atomic import write_json_atomic
+from protein_sedd.data.datasets import resolve_reference
 from protein_sedd.data.fasta import read_fasta, read_fasta_hashed
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation import family_hmm
@@ -101,23 +102,6 @@ def seq_eval(
             ["id", "length", "family_bits", "nearest_identity", "nearest_id", "exact_copy"],
         ),
     )
-
-
-def resolve_reference(spec: str) -> Path:
-    """A FASTA path as given, or a named dataset (`acyp`) through the dataset resolver."""
-    from protein_sedd.data.datasets import available_datasets, resolve_dataset_path
-
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path
-    if spec in available_datasets():
-        return resolve_dataset_path(spec, option="--reference PATH")
-    if path.exists():
-        return path  # a folder or something odd: read_fasta names the problem
-    if "/" in spec or "." in spec:
-        raise UserError(f"--reference {spec}: no such file")
-    known = ", ".join(available_datasets())
-    raise UserError(f"--reference {spec!r}: neither a file nor a known dataset (known: {known})")
 
 
 def _refuse_input_names(folder: OutputFolder, inputs: list[Path]) -> None:

@@ -117,3 +117,18 @@ def resolve_dataset_path(
         raise UserError(
             f"dataset {name!r} not found locally and the download failed ({err}); {hint}"
         ) from None
+
+
+def resolve_reference(spec: str) -> Path:
+    """A FASTA path as given, or a named dataset (`acyp`) through the dataset resolver."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    if spec in available_datasets():
+        return resolve_dataset_path(spec, option="--reference PATH")
+    if path.exists():
+        return path  # a folder or something odd: read_fasta names the problem
+    if "/" in spec or "." in spec:
+        raise UserError(f"--reference {spec}: no such file")
+    known = ", ".join(available_datasets())
+    raise UserError(f"--reference {spec!r}: neither a file nor a known dataset (known: {known})")

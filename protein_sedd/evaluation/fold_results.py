@@ -21,7 +21,9 @@ from protein_sedd.evaluation.reports import write_csv_atomic
 from protein_sedd.evaluation.tiny_esmfold import PLUMBING_NOTE, is_toy_esmfold
 
 RESULT_COLUMNS = ["id", "sequence", "length", "mean_plddt", "ptm", "success"]
-REPORT_FILES = ["results.csv", "summary.json", "plddt_histogram.png"]
+REPORT_FILES = ["results.csv", "summary.json", "plddt_histogram.png", "natural_baseline.csv"]
+BASELINE_FILE = "natural_baseline.csv"  # folded length-matched naturals (scores only, no PDB files)
+BASELINE_COLUMNS = ["sequence", "length", "mean_plddt", "ptm"]
 
 
 def pdb_names(path: Path, records: list[FastaRecord]) -> dict[str, str]:
@@ -56,6 +58,32 @@ class FoldResults:
     model_label: str
     backend: str
     rows: dict[str, dict] = field(default_factory=dict)
+    baseline: list[dict] = field(default_factory=list)  # rows of BASELINE_COLUMNS
+
+    def load_baseline(self, sequences: list[str]) -> bool:
+        """Reuse an earlier baseline of exactly these naturals; True when nothing is left to fold."""
+        import pandas as pd
+
+        path = self.work / BASELINE_FILE
+        if not sequences or not path.is_file():
+            return not sequences
+        try:
+            earlier = pd.read_csv(path, dtype={"sequence": str}, keep_default_na=False)
+        except (OSError, ValueError):
+            return False  # unreadable: folded again, and rewritten
+        if list(earlier.columns) != BASELINE_COLUMNS or earlier["sequence"].tolist() != sequences:
+            return False
+        self.baseline = earlier.to_dict("records")
+        return True
+
+    def set_baseline(self, sequences: list[str], folded: list[folding.FoldedDesign]) -> None:
+        import pandas as pd
+
+        self.baseline = [
+            {"sequence": s, "length": len(s), "mean_plddt": d.mean_plddt, "ptm": d.ptm}
+            for s, d in zip(sequences, folded, strict=True)
+        ]
+        write_csv_atomic(self.work / BASELINE_FILE, pd.DataFrame(self.baseline, columns=BASELINE_COLUMNS))
 
     def has(self, record: FastaRecord) -> bool:
         return record.id in self.rows
@@ -119,6 +147,14 @@ class FoldResults:
             "model": self.model_label,
             "backend": self.backend,
         }
+        if self.baseline:  # naturals of the designs' lengths, judged by the same threshold
+            success = [row["mean_plddt"] >= self.threshold for row in self.baseline]
+            summary["natural_baseline"] = {
+                "n": len(self.baseline),
+                "success": rate(success),
+                "success_by_length": rates_by_length([row["length"] for row in self.baseline], success),
+                "mean_plddt": sum(row["mean_plddt"] for row in self.baseline) / len(self.baseline),
+            }
         if is_toy_esmfold(self.model_label):  # random weights: every report says its pLDDT is meaningless
             summary["note"] = PLUMBING_NOTE
         return summary

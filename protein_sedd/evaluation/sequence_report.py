@@ -11,8 +11,6 @@ sample of natural reference sequences that the family HMM was not built from (`n
 
 from __future__ import annotations
 
-import bisect
-import random
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import pandas as pd
 
 from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.evaluation import family_hmm, sequence_metrics
+from protein_sedd.evaluation.baseline import length_matched
 from protein_sedd.evaluation.low_complexity import complexity
 from protein_sedd.evaluation.rates import rate, rates_by_length
 
@@ -91,30 +90,14 @@ def _rates(frame: pd.DataFrame) -> dict:
 def natural_baseline(hmm, reference_sequences: list[str], lengths: list[int], hmm_sample_size: int) -> dict:
     """The same rates for natural references outside the HMM's build sample, one per design length.
 
-    Each design length takes an unused held-out reference of the nearest length (ties and order fixed by
-    seed 0), so the baseline has the designs' length distribution. None when every reference built the HMM.
+    Each design length takes a held-out reference of the nearest length (`baseline.length_matched`), so
+    the baseline has the designs' length distribution; empty when every reference built the HMM.
     """
     built = set(family_hmm.sample_sequences(reference_sequences, hmm_sample_size))
     held_out = [s for s in dict.fromkeys(reference_sequences) if s not in built]
     if not held_out:
         return {"n": 0, "note": "every reference sequence was used to build the family HMM"}
-    random.Random(0).shuffle(held_out)
-    by_length = sorted(range(len(held_out)), key=lambda i: len(held_out[i]))
-    sorted_lengths = [len(held_out[i]) for i in by_length]
-    used: set[int] = set()
-    chosen = []
-    for length in lengths:
-        start = bisect.bisect_left(sorted_lengths, length)
-        for step in range(len(by_length)):  # nearest unused length, looking outwards
-            candidates = [start + step, start - step - 1] if step else [start, start - 1]
-            pick = next((c for c in candidates if 0 <= c < len(by_length) and c not in used), None)
-            if pick is not None:
-                break
-        else:
-            used.clear()  # more designs than held-out naturals: reuse them
-            pick = min(max(start, 0), len(by_length) - 1)
-        used.add(pick)
-        chosen.append(held_out[by_length[pick]])
+    chosen = length_matched(held_out, lengths)
     bits = family_hmm.family_bits(hmm, chosen)
     passed = [b >= family_hmm.PASS_BITS for b in bits]
     return {
