@@ -28,7 +28,15 @@ app = typer.Typer(
 
 # Commands are registered here, one module each under protein_sedd/commands/.
 # -- commands --
-from protein_sedd.commands import design, evaluate, fold_eval, select, seq_eval, train  # noqa: E402
+from protein_sedd.commands import (  # noqa: E402
+    design,
+    evaluate,
+    fold_eval,
+    score_variants,
+    select,
+    seq_eval,
+    train,
+)
 
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
@@ -36,6 +44,7 @@ app.command("design")(design.design)
 app.command("fold-eval")(fold_eval.fold_eval)
 app.command("seq-eval")(seq_eval.seq_eval)
 app.command("select")(select.select)
+app.command("score-variants")(score_variants.score_variants)
 
 
 def _fail(message: str) -> int:
