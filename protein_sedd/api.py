@@ -233,6 +233,48 @@ class ProteinSEDD:
         )
         return frame
 
+    def score_variants(
+        self,
+        wildtype: str | Path,
+        mutants,
+        method: str = "masked-marginal",
+        *,
+        t_samples: int = 32,
+        seed: int = 0,
+        batch_size: int = 64,
+        progress=None,
+    ):
+        """Zero-shot variant effects: one row per mutant, `mutant, score` (nats, higher = fitter).
+
+        `wildtype`: the sequence, or a FASTA file as a Path (its first record). `mutants`: a list such as
+        ['A23V', 'A23V:G45L'] (1-based positions on the wild type), or a DataFrame with a `mutant` column
+        whose other columns (`DMS_score`, ...) are carried through. `method`: 'masked-marginal' (mask the
+        mutated positions, sum log p(mutant) - log p(wild type) there: one network pass per distinct set
+        of positions, exact for time-independent absorbing models) or 'elbo' (the difference of the
+        bounds `score` gives, with `standard_error`; exact for model=ar). `progress`: None, or a callable
+        given the number of sequence passes just done. See `protein_sedd.evaluation.variants`;
+        `score-variants` calls the same code.
+        """
+        import pandas as pd
+
+        from protein_sedd.evaluation.variants import score_table
+
+        if isinstance(wildtype, Path):
+            from protein_sedd.data.fasta import read_fasta
+
+            wildtype = read_fasta(wildtype)[0].sequence
+        elif isinstance(wildtype, str):
+            wildtype = normalised_sequence(wildtype, "wild type")
+        else:
+            raise UserError(f"wildtype: expected a sequence or a Path, got {type(wildtype).__name__}")
+        if isinstance(mutants, str):
+            raise UserError("give a list of mutants, not one string")
+        table = mutants if isinstance(mutants, pd.DataFrame) else pd.DataFrame({"mutant": list(mutants)})
+        return score_table(
+            self, wildtype, table.reset_index(drop=True), method=method, t_samples=t_samples, seed=seed,
+            batch_size=batch_size, where=lambda row: f"mutants[{row}]", progress=progress,
+        )  # fmt: skip
+
     @torch.no_grad()
     def embed(
         self,
@@ -326,6 +368,8 @@ class ProteinSEDD:
             provenance.setdefault("parent_weights_sha256", sha256_of(weights))
         provenance.setdefault("steps", self.config.get("step"))
         provenance.setdefault("parameters", self.network.num_parameters())
+        if self.config.get("init_from") is not None:  # a fine-tuning run: the checkpoint it started from
+            provenance.setdefault("init_from", OmegaConf.to_container(self.config.init_from))
         return provenance
 
 

@@ -40,7 +40,7 @@ TRAINER_TYPES = {
     "batch_size": int, "accumulate": int, "max_steps": int, "lr": float, "min_lr_ratio": float,
     "warmup_steps": int, "weight_decay": float, "grad_clip": float, "ema": float, "sampling_eps": float,
     "log_every": int, "val_every": int, "val_sequences": int, "val_t_samples": int, "checkpoint_every": int,
-    "max_bad_steps": int, "compile": bool, "schedule": str, "precision": str, "betas": list,
+    "max_bad_steps": int, "compile": bool, "schedule": str, "precision": str, "betas": list, "patience": int,
 }  # fmt: skip
 DATA_TYPES = {
     "name": str, "dedupe": bool, "valid_fraction": float, "test_fraction": float, "split_seed": int,
@@ -57,6 +57,7 @@ TRAINER_INT_RANGES = {
     "val_sequences": (0, 10_000_000),
     "val_t_samples": (1, MAX_T_SAMPLES),
     "max_bad_steps": (1, MAX_TRAIN_STEPS),
+    "patience": (0, MAX_TRAIN_STEPS),
 }
 
 
@@ -208,8 +209,27 @@ def check_seed(where: str, cfg: dict) -> None:
         raise UserError(f"{where}seed={seed!r}: expected a whole number in 0..{MAX_SEED:_}")
 
 
+def check_init_from(where: str, cfg: dict) -> None:
+    """The parent record of a fine-tuning run (`train --init-from`), when there is one."""
+    if cfg.get("init_from") is None:
+        return
+    record = _section(where, cfg, "init_from")
+    _check_types(where, "init_from", record, {"source": str, "path": str, "sha256": str, "step": int})
+    sha256 = record["sha256"]
+    _require(
+        where,
+        [
+            (
+                len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256),
+                f"init_from.sha256={sha256!r}: expected 64 lower-case hex digits",
+            ),
+            (record["step"] >= 0, f"init_from.step={record['step']} must be >= 0"),
+        ],
+    )
+
+
 def validate_config(cfg) -> None:
-    """A whole training config: model, data, graph, noise, trainer and seed."""
+    """A whole training config: model, data, graph, noise, trainer, seed and the parent of a fine-tune."""
     plain = _resolved(cfg, "")
     check_model("", _section("", plain, "model"))
     _check_types("", "model", plain["model"], {"name": str})  # names the default run directory
@@ -217,6 +237,7 @@ def validate_config(cfg) -> None:
     check_graph_and_noise("", plain)
     check_trainer("", _section("", plain, "trainer"))
     check_seed("", plain)
+    check_init_from("", plain)
 
 
 def check_histogram(where: str, histogram) -> None:

@@ -91,6 +91,12 @@ def model_card(name: str, config, provenance: dict, parameters: int) -> str:
         f"- training data: {data_name} (sha256 {sha256})",
         f"- training steps: {config.get('step', provenance.get('steps', 'unknown'))}",
     ]
+    parent = provenance.get("init_from")
+    if isinstance(parent, dict):
+        lines.append(
+            f"- fine-tuned from: {parent.get('source')} (step {parent.get('step')}, "
+            f"sha256 {parent.get('sha256')})"
+        )
     if bound is not None:
         lines.append(
             f"- held-out bound: {bound:.4f} bits per residue (an upper bound on -log p(x), test split)"

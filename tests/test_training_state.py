@@ -44,7 +44,7 @@ def test_a_loaded_state_continues_exactly_where_the_saved_one_stood(tmp_path):
     for _ in range(4):  # 8 of 6 sequences: into the second epoch
         _train_one_step(trained)
     saved = trained.state_dict()
-    assert set(saved) == {"step", "model", "ema", "optimizer", "batches", "generator"}
+    assert set(saved) == {"step", "model", "ema", "optimizer", "batches", "generator", "early_stopping"}
     assert saved["step"] == 4 and saved["batches"] == {"epoch": 1, "offset": 2}
 
     torch.save(saved, tmp_path / TRAINER_STATE)  # what a checkpoint holds, read back as --resume reads it
@@ -72,6 +72,24 @@ def test_only_rank_0_takes_the_saved_generator_the_others_reseed_from_the_step(t
     assert other.step == 3 and other.batches.state_dict() == trained.batches.state_dict()
     assert other.generator.initial_seed() == SEED + 1 + 7919 * 1 + 3
     assert not torch.equal(other.generator.get_state(), trained.generator.get_state())
+
+
+def test_the_early_stopping_count_is_kept_and_optional(tmp_path):
+    trained = _state()
+    for step, bits in ((2, 3.0), (4, 2.5), (6, 2.7)):
+        trained.early_stopping.update(step, bits)
+    saved = trained.state_dict()
+    assert saved["early_stopping"] == {"best": 2.5, "best_step": 4, "bad_checks": 1}
+    fresh = _state()
+    fresh.load_state_dict(saved, tmp_path)
+    assert fresh.early_stopping == trained.early_stopping
+    assert not fresh.early_stopping.should_stop(2) and fresh.early_stopping.should_stop(1)
+    assert not fresh.early_stopping.should_stop(0)  # patience 0: never
+    older = _state()  # a checkpoint from before trainer.patience: a fresh count
+    older.load_state_dict({k: v for k, v in saved.items() if k != "early_stopping"}, tmp_path)
+    assert older.early_stopping.bad_checks == 0 and older.early_stopping.best == float("inf")
+    bad = {**saved, "early_stopping": {"best": 2.5, "best_step": 4, "bad_checks": -1}}
+    _refused(_state(), bad, tmp_path, "'early_stopping': 'bad_checks' must be a whole number >= 0")
 
 
 def test_rewind_draws_the_same_batches_and_noise_again():

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from command_steps import step  # workflows/: on the path when a workflow runs
 
 PROFILES = {
     "smoke": {
@@ -35,20 +35,6 @@ PROFILES = {
         "design": ["--n", "300", "--steps", "1024"],
     },
 }  # fmt: skip
-
-
-def step(name: str, args: list[str], log) -> float:
-    """Run `protein-sedd ARGS`; stop the workflow with its message if it fails."""
-    print(f"[{name}] protein-sedd {' '.join(args)}", flush=True)
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "protein_sedd", *args], stdout=log, stderr=subprocess.PIPE, text=True
-    )
-    log.write(result.stderr)
-    if result.returncode != 0:
-        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
-        sys.exit(f"workflow stopped at {name} (exit {result.returncode}): {last}")
-    return time.perf_counter() - start
 
 
 def find_esmfold(explicit: str | None) -> str | None:

@@ -52,6 +52,9 @@ def _compose_resumed(run_dir: Path, overrides: list[str]) -> DictConfig:
     if not path.is_file():
         raise UserError(f"--resume: {path} not found; is {run_dir} a protein-sedd run directory?")
     cfg = load_config_file(path)  # bounded, no aliases or interpolations: see config_files
+    trainer = cfg.get("trainer")
+    if isinstance(trainer, DictConfig) and "patience" not in trainer:
+        trainer.patience = 0  # a run from before trainer.patience: early stopping off, as it trained
     if overrides:
         if any(
             "=" not in o or o.split("=", 1)[0] in ("model", "data", "noise", "graph", "trainer")
@@ -88,6 +91,13 @@ def train(
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last checkpoint."
     ),
+    init_from: str = typer.Option(
+        None,
+        "--init-from",
+        help="Fine-tune: start from this checkpoint's weights (a run or checkpoint directory, a saved model, "
+        "a Hub id, or 'bundled' for the shipped model) with its model, graph and noise; optimiser, step and "
+        "EMA start fresh. Add trainer=finetune for a lower learning rate and early stopping.",
+    ),
     devices: int = typer.Option(
         1, "--devices", help="Data-parallel processes (torchrun + DDP): one per GPU on CUDA, gloo on CPU."
     ),
@@ -111,9 +121,17 @@ def train(
             raise UserError("--resume needs --out RUN_DIR (the run to continue)")
         if dataset or fasta:
             raise UserError("--resume continues on the run's own dataset; drop --dataset/--fasta")
+        if init_from is not None:
+            raise UserError(
+                "--resume continues a run from its own checkpoint (its parent is recorded); drop --init-from"
+            )
         cfg = _compose_resumed(out, overrides)
     else:
         cfg = _compose_new(dataset, fasta, overrides)
+        if init_from is not None:
+            from protein_sedd.training.init_from import inherit_from_parent
+
+            cfg = inherit_from_parent(cfg, overrides, init_from)
     validate_config(cfg)  # before any name is taken from it; --max-steps is bounded like trainer.max_steps
     if max_steps is not None:
         cfg.trainer.max_steps = max_steps

@@ -1,13 +1,14 @@
 """The training state: everything `--resume` needs to continue a run exactly where it stopped.
 
-Raw weights, EMA, optimiser, batch position, noise generator and step. `state_dict()` is what
+Raw weights, EMA, optimiser, batch position, noise generator, step and the early-stopping count
+(optional: checkpoints from before `trainer.patience` lack it and start a fresh count). `state_dict()` is what
 trainer_state.pt holds, and `load_state_dict()` checks a loaded one against this run before taking any
 of it: the keys of trainer_state.pt and their checks live here and nowhere else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from protein_sedd.checkpoint import check_weights, first_non_finite
 from protein_sedd.data.batches import BatchStream
 from protein_sedd.errors import UserError
 from protein_sedd.training.checkpoint import TRAINER_STATE
+from protein_sedd.training.early_stopping import EarlyStopping, check_early_stopping_state
 from protein_sedd.training.ema import EMA
 
 STATE_TYPES = {
@@ -38,6 +40,7 @@ class TrainingState:
     seed: int
     rank: int = 0
     step: int = 0  # optimiser steps taken
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
 
     def state_dict(self) -> dict:
         return {
@@ -47,6 +50,7 @@ class TrainingState:
             "optimizer": self.optimizer.state_dict(),
             "batches": self.batches.state_dict(),
             "generator": self.generator.get_state(),
+            "early_stopping": self.early_stopping.state_dict(),
         }
 
     def load_state_dict(self, state, checkpoint_dir: Path) -> None:
@@ -71,6 +75,8 @@ class TrainingState:
             first = " ".join(str(err).split())[:160]
             raise UserError(f"{path}: does not fit this run ({first})") from None
         self.step = state["step"]
+        if "early_stopping" in state:
+            self.early_stopping.load_state_dict(state["early_stopping"])
         if self.rank != 0:
             self.generator.manual_seed(noise_seed(self.seed, self.rank, self.step))
 
@@ -122,3 +128,7 @@ def check_state(state, path: Path) -> None:
         fail("'optimizer' needs 'state' and 'param_groups'")
     if state["generator"].dtype != torch.uint8:
         fail("'generator' is not a generator state (uint8 tensor)")
+    if "early_stopping" in state:
+        problem = check_early_stopping_state(state["early_stopping"])
+        if problem is not None:
+            fail(f"'early_stopping': {problem}")

@@ -1,8 +1,10 @@
-"""The training loop: score entropy, AdamW with warm-up, clipping, EMA, accumulation, validation ELBO.
+"""The training loop: score entropy, AdamW with warm-up, clipping, EMA, accumulation, validation ELBO,
+early stopping (`trainer.patience`, early_stopping.py); a fine-tuning run starts from its parent's weights
+(`init_from`, init_from.py).
 
 Everything a run needs to continue lives in its checkpoint (weights, optimiser, EMA, batch position,
-noise generator), so `--resume` continues exactly where the run stopped: on a CPU, a resumed run
-reaches the same weights as an uninterrupted one.
+noise generator, early-stopping count), so `--resume` continues exactly where the run stopped: on a CPU, a
+resumed run reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from protein_sedd.model import DDiT, DDiTConfig
 from protein_sedd.outputs import OutputFolder
 from protein_sedd.training.checkpoint import CHECKPOINT_FOLDERS, load_trainer_state, save_checkpoint
 from protein_sedd.training.ema import EMA
+from protein_sedd.training.init_from import load_parent_weights
 from protein_sedd.training.metrics import MetricsLog, plot_loss_curve
 from protein_sedd.training.state import TrainingState, noise_seed
 
@@ -228,8 +231,9 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
     prepared = prepare_splits(data_cfg, cfg.model.max_length)
     splits = prepared.splits
     run_cfg = _run_config(cfg, prepared, splits.train)
+    _check_patience(cfg, splits.valid)
     _start_run_dir(run_dir, resume, prepared, run_cfg, ranks)
-    state = _training_state(cfg, splits.train, dev, ranks)
+    state = _training_state(cfg, splits.train, dev, ranks, from_parent=not resume)
     if resume:
         checkpoint_dir = resolve_checkpoint_dir(run_dir)
         state.load_state_dict(load_trainer_state(checkpoint_dir), checkpoint_dir)
@@ -249,6 +253,12 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
         f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test sequences; "
         f"run dir {run_dir}"
     )
+    if cfg.get("init_from") is not None:
+        parent = cfg.init_from
+        console.print(
+            f"fine-tuning {parent.source} (step {parent.step}, sha256 {parent.sha256[:12]}); "
+            "optimiser, step and EMA start fresh"
+        )
     loss_value, bad_steps = float("nan"), 0
     stopped = None  # how a stop by signal ended the run, for its last message
     # under NCCL the stop flag travels on a CPU (gloo) group of its own, so checking it between
@@ -258,7 +268,7 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
         task = progress.add_task("train", total=t.max_steps, completed=state.step, loss="-", speed="-")
         log = _StepLog(run, metrics, progress, task)
         state.model.train()
-        while state.step < t.max_steps:
+        while state.step < t.max_steps and not state.early_stopping.should_stop(t.patience):
             for group in state.optimizer.param_groups:
                 group["lr"] = lr_at(state.step, t)
             state.optimizer.zero_grad(set_to_none=True)
@@ -286,8 +296,11 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
             state.optimizer.step()
             state.ema.update(state.model, state.step)
             state.step += 1
-            log.record(state.step, loss_value, grad_norm, residues * ranks.world_size)
-            if state.step % t.checkpoint_every == 0 or state.step == t.max_steps or stop_now:
+            checked = log.record(state.step, loss_value, grad_norm, residues * ranks.world_size)
+            if checked is not None:  # the same number on every rank: they stop together
+                state.early_stopping.update(state.step, checked)
+            early = state.early_stopping.should_stop(t.patience)
+            if state.step % t.checkpoint_every == 0 or state.step == t.max_steps or stop_now or early:
                 checkpoints.save(state)
             progress.update(task, completed=state.step)
             if stop_now:
@@ -295,6 +308,13 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
                 break
         if stopped is not None:
             progress.console.print(f"[yellow]stopped by signal at step {state.step}[/]{stopped}")
+        elif state.early_stopping.should_stop(t.patience):
+            stop_state = state.early_stopping
+            progress.console.print(
+                f"early stop at step {state.step}: {stop_state.bad_checks} validations without a lower bound "
+                f"(trainer.patience={t.patience}); best {stop_state.best:.4f} bits/residue at step "
+                f"{stop_state.best_step}"
+            )
     _dump_rank_weights(state.model, ranks)
     return TrainResult(run_dir, state.step, loss_value, log.valid_bits_per_residue, stopped is not None)
 
@@ -320,12 +340,29 @@ def _start_run_dir(run_dir: Path, resume: bool, prepared, run_cfg: DictConfig, r
                 OmegaConf.save(run_cfg, tmp)
 
 
-def _training_state(cfg: DictConfig, train_records, dev: torch.device, ranks: Distributed) -> TrainingState:
-    """A fresh state at step 0: the model initialised from `cfg.seed`, the batches at their start."""
+def _check_patience(cfg: DictConfig, valid_records) -> None:
+    """Early stopping judges the validation bound: a run without validation sequences cannot use it."""
+    t = cfg.trainer
+    if t.patience == 0 or (valid_records and t.val_sequences > 0):
+        return
+    why = "trainer.val_sequences=0" if valid_records else f"data.valid_fraction={cfg.data.valid_fraction}"
+    raise UserError(
+        f"trainer.patience={t.patience} needs validation sequences and {why} leaves none; "
+        "hold some out or set trainer.patience=0"
+    )
+
+
+def _training_state(
+    cfg: DictConfig, train_records, dev: torch.device, ranks: Distributed, from_parent: bool = True
+) -> TrainingState:
+    """A fresh state at step 0: the model initialised from `cfg.seed` (or, in a fine-tuning run and when
+    `from_parent`, from the parent's weights, the EMA too), the batches at their start."""
     t = cfg.trainer
     torch.manual_seed(cfg.seed)
     model = DDiT(DDiTConfig.from_dict(OmegaConf.to_container(cfg.model))).to(dev)
-    ema = EMA(model, t.ema)
+    if from_parent and cfg.get("init_from") is not None:
+        load_parent_weights(model, cfg.init_from)
+    ema = EMA(model, t.ema)  # a copy of the model: a fine-tuning run's EMA starts at the parent
     fused = dev.type == "cuda"
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused
@@ -487,11 +524,12 @@ class _StepLog:
         self.tokens = 0  # residues trained on, all ranks together, since the last logged step
         self.valid_bits_per_residue: float | None = None  # of the latest validation
 
-    def record(self, step: int, loss: float, grad_norm: torch.Tensor, tokens: int) -> None:
-        """After optimiser step `step` (counted from 1): log it and validate when they are due."""
+    def record(self, step: int, loss: float, grad_norm: torch.Tensor, tokens: int) -> float | None:
+        """After optimiser step `step` (counted from 1): log it and validate when they are due. Returns
+        the bound (bits/residue) of a scheduled validation (a multiple of trainer.val_every), else None."""
         t = self.run.cfg.trainer
         self.tokens += tokens
-        row = {}
+        row, checked = {}, None
         if self.metrics is not None and (step % t.log_every == 0 or step == t.max_steps):
             row.update(self._training_numbers(loss, lr_at(step - 1, t), float(grad_norm)))
         if step % t.val_every == 0 or step == t.max_steps:
@@ -500,11 +538,13 @@ class _StepLog:
                 nats, self.valid_bits_per_residue = result
                 bits = self.valid_bits_per_residue
                 row.update(valid_nats_per_sequence=f"{nats:.4f}", valid_bits_per_residue=f"{bits:.5f}")
+                checked = bits if step % t.val_every == 0 else None
                 self.progress.console.print(
                     f"step {step}: valid -ELBO {nats:.2f} nats/sequence, {bits:.4f} bits/residue"
                 )
         if self.metrics is not None and row:
             self.metrics.append(step=step, **row)
+        return checked
 
     def _training_numbers(self, loss: float, lr: float, grad_norm: float) -> dict:
         now = time.perf_counter()
