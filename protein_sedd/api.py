@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from protein_sedd.limits import MAX_BATCH_SIZE, MAX_DESIGN_SEED, MAX_DESIGNS, MA
 DESIGN_HEADER = (
     "{id} length={length} steps={steps} seed={seed} predictor={predictor} checkpoint={checkpoint}{note}"
 )
+# what `is_design_fasta` recognises: every header written from DESIGN_HEADER
+DESIGN_HEADER_PATTERN = re.compile(r">design_\d{4,} length=\d+ steps=\d+ seed=\d+ predictor=\S+ checkpoint=")
 SCORE_COLUMNS = ["id", "sequence", "length", "nats", "bits_per_residue", "standard_error_nats"]
 
 
@@ -76,6 +79,16 @@ class Designs(list):
         write_fasta(path, [(d.header, d.sequence) for d in self])
 
 
+def is_design_fasta(path: Path) -> bool:
+    """Whether `path` is a FASTA file written by `design` (every header a design header): ours to replace."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            headers = [line for line in handle if line.startswith(">")]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(headers) and all(DESIGN_HEADER_PATTERN.match(h) for h in headers)
+
+
 class ProteinSEDD:
     """A trained SEDD model: its network, config, forward process (graph, noise) and length distribution."""
 
@@ -104,6 +117,13 @@ class ProteinSEDD:
     def is_autoregressive(self) -> bool:
         """The autoregressive baseline (`model=ar`) scores exactly but cannot design."""
         return bool(self.config.model.get("causal", False))
+
+    def check_can_design(self) -> None:
+        """Refuse to design with the autoregressive baseline (it has no denoiser to sample from)."""
+        if self.is_autoregressive:
+            raise UserError(
+                f"{self.path}: the autoregressive baseline (model=ar) cannot design; use a SEDD model"
+            )
 
     def __repr__(self) -> str:
         parameters = self.network.num_parameters()
@@ -138,10 +158,7 @@ class ProteinSEDD:
         (the command's `--devices`): rank 0 returns every design, the other ranks an empty list.
         """
         check_design_settings(n, steps, seed, batch_size, predictor)
-        if self.is_autoregressive:
-            raise UserError(
-                f"{self.path}: the autoregressive baseline (model=ar) cannot design; use a SEDD model"
-            )
+        self.check_can_design()
         lengths = tuple(int(x) for x in lengths) if lengths is not None else None
         request = DesignRequest(n, length, length_range, template, fix, redesign, lengths)
         starts = request.starts(self.length_prior, seed)

@@ -14,7 +14,6 @@ import errno
 import json
 import math
 import os
-import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -74,21 +73,12 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
             os.chmod(tmp, new_file_mode())
             os.replace(tmp, path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            if tmp.is_dir():
-                shutil.rmtree(tmp)
-            else:
-                tmp.unlink()
+        tmp.unlink(missing_ok=True)  # gone already after the rename; removed after a failure
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def json_safe(value):

@@ -221,3 +221,10 @@ def test_the_readme_python_block_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), {})
     assert Path("designs.fasta").read_text().count(">design_") == 10
     assert (Path("my-model") / "README.md").is_file()
+
+
+def test_the_autoregressive_baseline_refuses_to_design():
+    ar = protein_sedd.load("acyp-tiny", "cpu")
+    ar.config.model.causal = True  # what a model=ar checkpoint's config says
+    with pytest.raises(UserError, match=r"autoregressive baseline \(model=ar\) cannot design"):
+        ar.design(2, steps=4, progress=False)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
+from protein_sedd.api import is_design_fasta
 from protein_sedd.commands.ranks import run_on_ranks
 from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 from protein_sedd.distributed import check_devices, distributed
@@ -18,8 +18,6 @@ from protein_sedd.outputs import check_output_file
 
 if TYPE_CHECKING:
     from protein_sedd.data.design_request import DesignRequest
-
-DESIGN_HEADER_PATTERN = re.compile(r">design_\d{4,} length=\d+ steps=\d+ seed=\d+ predictor=\S+ checkpoint=")
 
 
 def _check_options(
@@ -36,16 +34,6 @@ def _check_options(
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
     return DesignRequest(n, length, length_range, template, fix, redesign)  # refuses conflicting choices
-
-
-def is_design_fasta(path: Path) -> bool:
-    """Whether `path` is a FASTA file written by `design` (every header a design header): ours to replace."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            headers = [line for line in handle if line.startswith(">")]
-    except (OSError, UnicodeDecodeError):
-        return False
-    return bool(headers) and all(DESIGN_HEADER_PATTERN.match(h) for h in headers)
 
 
 def _cache_note(model, cache: bool) -> str:
@@ -129,10 +117,7 @@ def design(
     requested = select_device(device)
     with cpu_threads(threads) as n_threads, distributed(requested) as ranks:
         model = load(checkpoint, ranks.device(requested))
-        if model.is_autoregressive:
-            raise UserError(
-                f"{checkpoint}: the autoregressive baseline (model=ar) cannot design; use a SEDD checkpoint"
-            )
+        model.check_can_design()
         starts = request.starts(model.length_prior, seed)  # length mistakes show before any work
         console = Console(stderr=True, quiet=not ranks.is_main)
         batches = math.ceil(n / batch_size)
