@@ -32,6 +32,7 @@ from protein_sedd.commands import (  # noqa: E402
     design,
     evaluate,
     fold_eval,
+    prepare_data,
     score_variants,
     select,
     seq_eval,
@@ -39,6 +40,7 @@ from protein_sedd.commands import (  # noqa: E402
 )
 
 app.command("train")(train.train)
+app.command("prepare-data")(prepare_data.prepare_data)
 app.command("evaluate")(evaluate.evaluate)
 app.command("design")(design.design)
 app.command("fold-eval")(fold_eval.fold_eval)

@@ -15,6 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from protein_sedd.data.alphabet import ALPHABET
+from protein_sedd.data.family import LENGTH_PRIORS as LENGTH_PRIOR_CHOICES
+from protein_sedd.data.family import WEIGHTS as WEIGHT_CHOICES
+from protein_sedd.data.splits import SPLIT_METHODS
 from protein_sedd.errors import UserError
 from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, MAX_TRAIN_STEPS
 
@@ -168,6 +171,43 @@ def check_data(where: str, data: dict) -> None:
             (0 <= test < 1, f"data.test_fraction={test} must be in [0, 1)"),
             (valid + test < 1, "data.valid_fraction + data.test_fraction must leave room for training"),
             (data["min_length"] >= 1, f"data.min_length={data['min_length']} must be >= 1"),
+            (
+                data.get("split", SPLIT_METHODS[0]) in SPLIT_METHODS,  # absent: a run from before data.split
+                f"data.split={data.get('split')!r}: choose {' or '.join(SPLIT_METHODS)}",
+            ),
+        ],
+    )
+    check_family_keys(where, data)
+
+
+def check_family_keys(where: str, data: dict) -> None:
+    """The alignment keys (data/family.py), optional: a config from before them lacks them."""
+    weights, identity = data.get("weights", "none"), data.get("weight_identity", 0.8)
+    coverage, prior, focus = data.get("min_coverage", 0.0), data.get("length_prior", "all"), data.get("focus")
+
+    def number_in(value, low, high) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+    _require(
+        where,
+        [
+            (weights in WEIGHT_CHOICES, f"data.weights={weights!r}: choose {', '.join(WEIGHT_CHOICES)}"),
+            (
+                number_in(identity, 1e-9, 1),
+                f"data.weight_identity={identity!r}: expected a number in (0, 1], e.g. 0.8",
+            ),
+            (
+                coverage == "auto" or number_in(coverage, 0, 1),
+                f"data.min_coverage={coverage!r}: expected auto or a number in [0, 1], e.g. 0.5",
+            ),
+            (
+                prior in LENGTH_PRIOR_CHOICES,
+                f"data.length_prior={prior!r}: choose {', '.join(LENGTH_PRIOR_CHOICES)}",
+            ),
+            (
+                focus is None or isinstance(focus, (str, int)) and not isinstance(focus, bool),
+                f"data.focus={focus!r}: expected a record id",
+            ),
         ],
     )
 

@@ -1,9 +1,12 @@
 """Data parallelism on the CPU: two gloo ranks through `--devices 2` for train, design and fold-eval."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from protein_sedd.cli import main
@@ -164,3 +167,77 @@ def test_the_command_line_is_rebuilt_for_the_ranks_without_devices():
     assert rebuilt == ["command", "--seed", "0", "--no-cache", "--resume", "--", "x.fa", "-y.fa"]
     run(rebuilt[1:])
     assert seen[-1][1] == {**params, "devices": 1}
+
+
+# what each rank of a two-node run reads from its node's memory-mapped token cache
+READS_SCRIPT = """
+import os, sys
+import numpy as np
+from protein_sedd.data import token_store
+from protein_sedd.cli import main
+
+reads = []
+read = token_store.TokenView.__getitem__
+def counted(view, i):
+    reads.append(int(view.indices[i]))
+    return read(view, i)
+token_store.TokenView.__getitem__ = counted
+code = main(sys.argv[1:])
+np.save(os.path.join(os.environ["READS_DIR"], f"rank{os.environ['RANK']}.npy"), np.array(reads))
+sys.exit(code)
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_each_read_only_their_share_of_the_token_cache(tmp_path, monkeypatch):
+    """`torchrun --nnodes 2` (two single-rank "nodes" on this machine, gloo, a token cache each): every rank
+    reads its own half of each global batch and nothing else, and the ranks end with the same weights."""
+    import os
+    import subprocess
+    import sys
+
+    from protein_sedd.data.batches import epoch_order
+    from protein_sedd.data.prepare import prepare_splits
+
+    fasta = write_synthetic_fasta(tmp_path / "s.fa", n=400, seed=1)
+    script, reads, dumps = tmp_path / "reads.py", tmp_path / "reads", tmp_path / "weights"
+    script.write_text(READS_SCRIPT)
+    reads.mkdir()
+    dumps.mkdir()
+    steps, batch, port = 4, 8, _free_port()
+    train = [*_quick_args(fasta, tmp_path / "run", steps), "data.split=id_hash"]  # no dedupe: draws repeat
+    processes = []
+    for node in range(2):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "READS_DIR": str(reads)}
+        env["PROTEIN_SEDD_RANK_WEIGHTS"] = str(dumps)
+        env["XDG_CACHE_HOME"] = str(tmp_path / f"node{node}-cache")  # not shared: each node builds its own
+        launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
+        launch += ["--node-rank", str(node), "--master-addr", "127.0.0.1", "--master-port", str(port)]
+        processes.append(subprocess.Popen([*launch, str(script), *map(str, train)], env=env))
+    assert [p.wait(timeout=300) for p in processes] == [0, 0]
+
+    rank0, rank1 = np.load(reads / "rank0.npy"), np.load(reads / "rank1.npy")
+    assert len(rank0) == len(rank1) == steps * batch
+    assert not set(rank0.tolist()) & set(rank1.tolist())
+    # the known answer: global batch k is the next 2 x 8 of the epoch's order; rank r reads its r-th half
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "node0-cache"))
+    config = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    train_split = prepare_splits(config.data, int(config.model.max_length)).splits.train
+    order = train_split.indices[epoch_order(len(train_split), int(config.seed), 0).numpy()]
+    halves = order[: steps * 2 * batch].reshape(steps, 2, batch)
+    assert np.array_equal(rank0, halves[:, 0].reshape(-1)) and np.array_equal(rank1, halves[:, 1].reshape(-1))
+    assert len(list((tmp_path / "node1-cache" / "protein-sedd" / "tokens").glob("*-v1"))) == 1
+
+    first, second = load_file(dumps / "rank0.safetensors"), load_file(dumps / "rank1.safetensors")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert splits["split"] == "id_hash" and "train" not in splits  # no id lists under id_hash
+    assert splits["n_train"] + splits["n_valid"] + splits["n_test"] == 400

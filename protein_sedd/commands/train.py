@@ -82,7 +82,15 @@ def train(
         None, "--dataset", help="Named dataset (acyp). Default: the config's (acyp)."
     ),
     fasta: Path = typer.Option(
-        None, "--fasta", help="Train on this FASTA file (plain or .gz; a path, not '-') instead."
+        None,
+        "--fasta",
+        help="Train on this file instead (plain or .gz; a path, not '-'): unaligned FASTA, or an alignment "
+        "(A2M, A3M, Stockholm, aligned FASTA; by extension or content) whose rows train as their full "
+        "sequences. For an alignment, by default: fragments covering < 50% of the focus (first record, or "
+        "data.focus=ID) are dropped, each sequence is weighted 1/(sequences within 80% identity over the "
+        "focus columns) and designs draw full-length lengths (data.min_coverage, data.weights, "
+        "data.weight_identity, data.length_prior). Unaligned FASTA trains unweighted unless "
+        "data.weights=identity (identity then estimated from shared 3-mers).",
     ),
     out: Path = typer.Option(None, "--out", help="Run directory. Default: runs/<data>-<model>-<timestamp>."),
     max_steps: int = typer.Option(None, "--max-steps", help="Optimiser steps (overrides trainer.max_steps)."),

@@ -13,12 +13,14 @@ Normalisation policy for residues outside the 21 letters (applied by `Alphabet.n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 SUBSTITUTIONS = {"U": "C", "O": "K", "B": "X", "Z": "X", "J": "X"}
 GAPS = frozenset("-.")
+_NOT_A_RESIDUE = 255
 
 
 class InvalidResidue(ValueError):
@@ -73,6 +75,32 @@ class Alphabet:
                 raise InvalidResidue(residue, position)
             out.append(residue)
         return "".join(out)
+
+    def token_bytes(self, raw: str) -> bytes:
+        """The tokens of `normalise(raw)` as bytes (empty when nothing is left), with the policy folded
+        into one byte table: the common case (ASCII, residues, gaps, a final '*') is two C-level passes,
+        not a Python loop per residue; anything else goes through `normalise`, which names a bad residue."""
+        try:
+            text = raw.encode("ascii")
+        except UnicodeEncodeError:
+            return self._tokens_of(self.normalise(raw))
+        tokens = (text[:-1] if text.endswith(b"*") else text).translate(self._byte_tokens, b"-.")
+        if _NOT_A_RESIDUE in tokens:  # whitespace at an end, a '*' inside, a digit: the slow path decides
+            return self._tokens_of(self.normalise(raw))
+        return tokens
+
+    def _tokens_of(self, sequence: str) -> bytes:
+        return sequence.encode("ascii").translate(self._byte_tokens)
+
+    @cached_property
+    def _byte_tokens(self) -> bytes:
+        """Byte -> token of the residue it stands for after upper-casing and substitution; any other
+        byte -> _NOT_A_RESIDUE."""
+        table = bytearray([_NOT_A_RESIDUE]) * 256
+        for letter in {*self.residues, *SUBSTITUTIONS}:
+            token = self.residues.index(SUBSTITUTIONS.get(letter, letter))
+            table[ord(letter)] = table[ord(letter.lower())] = token
+        return bytes(table)
 
     def encode(self, sequence: str) -> torch.Tensor:
         """Tokens (int64) of an already normalised sequence."""

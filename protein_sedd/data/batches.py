@@ -26,8 +26,16 @@ def pad_batch(tokens: list[torch.Tensor], pad_index: int) -> tuple[torch.Tensor,
     return batch, lengths
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+def epoch_order(n: int, seed: int, epoch: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The n record indices of an epoch: a permutation, or with `weights` n draws with replacement,
+    record i with probability w_i / sum(w) (redundancy weights: a cluster of near-duplicates is drawn
+    about as often as one sequence), by inverting the cumulative weights (any n; a weight 0 is never
+    drawn)."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if weights is not None:
+        cumulative = torch.cumsum(weights, 0)
+        draws = torch.rand(n, generator=generator, dtype=torch.float64) * cumulative[-1]
+        return torch.searchsorted(cumulative, draws, right=True).clamp_(max=n - 1)
     return torch.randperm(n, generator=generator)
 
 
@@ -46,10 +54,13 @@ class BatchStream:
         pad_index: int,
         rank: int = 0,
         world_size: int = 1,
+        weights=None,
     ):
         if not tokens:
             raise ValueError("no training sequences")
         self.tokens = tokens
+        # per-record sampling weights (float64, aligned with tokens), or None for plain shuffling
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self.batch_size = batch_size * world_size
         self.rank_slice = slice(rank * batch_size, (rank + 1) * batch_size)
         self.seed = seed
@@ -60,7 +71,7 @@ class BatchStream:
 
     def _order_for(self, epoch: int) -> torch.Tensor:
         if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, epoch_order(len(self.tokens), self.seed, epoch))
+            self._order = (epoch, epoch_order(len(self.tokens), self.seed, epoch, self.weights))
         return self._order[1]
 
     def state_dict(self) -> dict:

@@ -98,6 +98,12 @@ class DesignRequest:
             return FixedStart(redesign_start(record.sequence, ranges), note)
         return None
 
+    @property
+    def draws_lengths(self) -> bool:
+        """Whether design lengths come from the checkpoint's length distribution (no length was asked for)."""
+        chosen = (self.template, self.fix, self.lengths, self.length, self.length_range)
+        return all(value is None for value in chosen)
+
     def read_inputs(self) -> None:
         """Read and check --template or --fix/--redesign now, without a checkpoint (`starts` reuses them)."""
         _ = self.fixed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -115,15 +116,25 @@ def _checked_lines(handle, name: str):
         )
 
 
-def normalised_sequence(raw: str, where: str, alphabet: Alphabet = ALPHABET) -> str:
-    """`raw` under the alphabet's policy; a bad residue or an empty result is a UserError naming `where`."""
+def _normalised(convert, raw: str, where: str):
+    """`convert(raw)` with the alphabet's errors, and an empty result, as a UserError naming `where`."""
     try:
-        sequence = alphabet.normalise(raw)
+        normalised = convert(raw)
     except InvalidResidue as err:
         raise UserError(f"{where}: {err}") from None
-    if not sequence:
+    if not normalised:
         raise UserError(f"{where}: empty sequence")
-    return sequence
+    return normalised
+
+
+def normalised_sequence(raw: str, where: str, alphabet: Alphabet = ALPHABET) -> str:
+    """`raw` under the alphabet's policy; a bad residue or an empty result is a UserError naming `where`."""
+    return _normalised(alphabet.normalise, raw, where)
+
+
+def normalised_tokens(raw: str, where: str, alphabet: Alphabet = ALPHABET) -> bytes:
+    """`normalised_sequence` as token bytes (`Alphabet.token_bytes`), with the same errors."""
+    return _normalised(alphabet.token_bytes, raw, where)
 
 
 def read_fasta(path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool = True) -> list[FastaRecord]:
@@ -140,55 +151,82 @@ def read_fasta(path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool
 def read_fasta_hashed(
     path: str | Path, alphabet: Alphabet = ALPHABET, unique_ids: bool = True
 ) -> tuple[list[FastaRecord], str]:
-    """`read_fasta` and the sha256 of the file's bytes, from one pass over the file.
-
-    The file is opened once and streamed (plain or gzip, sniffed from its first bytes), so a named pipe
-    works and a gzip file that expands to gigabytes is stopped at the size limit, never held in memory.
-    """
-    path = Path(path)
-    name = str(path)
-    if name == "-":
-        raise UserError(
-            "-: reading FASTA from standard input is not supported; save it to a file and pass its path"
-        )
-    if not path.exists():
-        raise UserError(f"{name}: no such file")
-    if path.is_dir():
-        raise UserError(f"{name}: is a directory, expected a FASTA file")
-    limit = max_fasta_bytes()
+    """`read_fasta` and the sha256 of the file's bytes, from one pass over the file (`FastaStream`)."""
+    stream = FastaStream(path)
     records: list[FastaRecord] = []
     seen: set[str] = set()
-    try:
-        source = _Source(open(path, "rb", buffering=0))
-    except PermissionError:
-        raise UserError(f"{name}: permission denied, cannot read the file") from None
-    except OSError as err:
-        raise UserError(f"{name}: cannot read the file ({err.strerror or type(err).__name__})") from None
-    try:
-        with source:
-            raw = io.BufferedReader(source)
-            stream = gzip.GzipFile(fileobj=raw, mode="rb") if source.head(2) == GZIP_MAGIC else raw
-            # newline=None turns CRLF and CR into '\n' before the parser sees them
-            text = io.TextIOWrapper(io.BufferedReader(_Bounded(stream, limit, name)), "utf-8", newline=None)
+    for number, record_id, title, raw_sequence in stream:
+        if unique_ids and record_id in seen:
+            raise UserError(f"{stream.name}: duplicate record id {record_id!r} (record {number})")
+        seen.add(record_id)
+        sequence = normalised_sequence(raw_sequence, f"{stream.name}: record {record_id!r}", alphabet)
+        records.append(FastaRecord(record_id, title, sequence))
+    return records, stream.sha256
+
+
+class FastaStream:
+    """A FASTA file's records as they stream past, never held in memory: iterating yields
+    (record number from 1, id, header, raw sequence); once the last is read `sha256` holds the hash of
+    the file's bytes.
+
+    The file is opened once and streamed (plain or gzip, sniffed from its first bytes), so a named pipe
+    works and a gzip file that expands to gigabytes is stopped at the size limit. Problems with the file
+    itself (see `read_fasta`) are a `UserError` naming it; residues are the reader's to check.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.name = str(self.path)
+        self.sha256: str | None = None
+        if self.name == "-":
+            raise UserError(
+                "-: reading FASTA from standard input is not supported; save it to a file and pass its path"
+            )
+        if not self.path.exists():
+            raise UserError(f"{self.name}: no such file")
+        if self.path.is_dir():
+            raise UserError(f"{self.name}: is a directory, expected a FASTA file")
+
+    @contextlib.contextmanager
+    def text(self, what: str = "FASTA"):
+        """The file's text, streamed (for readers of other formats too: alignment.py); `sha256` is set
+        once the block has read the whole file. `what` names the format in the not-text message."""
+        name = self.name
+        try:
+            source = _Source(open(self.path, "rb", buffering=0))
+        except PermissionError:
+            raise UserError(f"{name}: permission denied, cannot read the file") from None
+        except OSError as err:
+            raise UserError(f"{name}: cannot read the file ({err.strerror or type(err).__name__})") from None
+        try:
+            with source:
+                raw = io.BufferedReader(source)
+                stream = gzip.GzipFile(fileobj=raw, mode="rb") if source.head(2) == GZIP_MAGIC else raw
+                # newline=None turns CRLF and CR into '\n' before the parser sees them
+                bounded = io.BufferedReader(_Bounded(stream, max_fasta_bytes(), name))
+                yield io.TextIOWrapper(bounded, "utf-8", newline=None)
+                while raw.read(1 << 20):  # bytes after the text (gzip padding): the hash covers them too
+                    pass
+        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error, OSError) as err:
+            raise UserError(
+                f"{name}: not a text {what} file ({type(err).__name__}); expected '>' header lines"
+                if what == "FASTA"
+                else f"{name}: not a text {what} file ({type(err).__name__})"
+            ) from None
+        self.sha256 = source.sha256.hexdigest()
+
+    def __iter__(self):
+        name, count = self.name, 0
+        with self.text() as text:
             parsed = SimpleFastaParser(_checked_lines(text, name))
-            for number, (title, raw_sequence) in enumerate(parsed, start=1):
+            for count, (title, raw_sequence) in enumerate(parsed, start=1):
                 record_id = title.split(None, 1)[0] if title.strip() else ""
                 if not record_id:
-                    raise UserError(f"{name}: record {number} has an empty header, expected '>id'")
-                if unique_ids and record_id in seen:
-                    raise UserError(f"{name}: duplicate record id {record_id!r} (record {number})")
-                seen.add(record_id)
-                sequence = normalised_sequence(raw_sequence, f"{name}: record {record_id!r}", alphabet)
-                records.append(FastaRecord(record_id, title, sequence))
-            while raw.read(1 << 20):  # bytes after the text (gzip padding): the hash covers the whole file
-                pass
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error, OSError) as err:
-        raise UserError(
-            f"{name}: not a text FASTA file ({type(err).__name__}); expected '>' header lines"
-        ) from None
-    if not records:
-        raise UserError(f"{name}: no FASTA records found")
-    return records, source.sha256.hexdigest()
+                    raise UserError(f"{name}: record {count} has an empty header, expected '>id'")
+                yield count, record_id, title, raw_sequence
+        if not count:
+            self.sha256 = None  # no records: nothing was read that a caller may rely on
+            raise UserError(f"{name}: no FASTA records found")
 
 
 def write_fasta(path: str | Path, records) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from protein_sedd.data.fasta import FastaRecord
@@ -28,6 +29,13 @@ class LengthPrior:
     @classmethod
     def from_records(cls, records: list[FastaRecord], max_length: int) -> LengthPrior:
         return cls(dict(sorted(Counter(len(r.sequence) for r in records).items())), int(max_length))
+
+    @classmethod
+    def from_lengths(cls, lengths: np.ndarray, max_length: int) -> LengthPrior:
+        """`from_records` given the lengths alone (a token store's: one bincount, no per-record objects)."""
+        counts = np.bincount(np.asarray(lengths, dtype=np.int64))
+        present = np.flatnonzero(counts)
+        return cls(dict(zip(present.tolist(), counts[present].tolist(), strict=True)), int(max_length))
 
     @classmethod
     def from_config(cls, config) -> LengthPrior:

@@ -1,4 +1,5 @@
-"""From a data config to splits: resolve the file, read it, filter lengths, split, describe."""
+"""From a data config to splits: resolve the file, tokenise it once (the token cache, memory-mapped),
+filter lengths, split, describe."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from protein_sedd.data.datasets import resolve_dataset_path, sha256_of
-from protein_sedd.data.fasta import read_fasta_hashed
-from protein_sedd.data.splits import Splits, split_records
+from protein_sedd.data.family import FamilyData, family_data
+from protein_sedd.data.splits import SPLIT_METHODS, Splits, split_store
+from protein_sedd.data.token_cache import token_cache
 
 
 @dataclass
@@ -17,6 +19,7 @@ class PreparedData:
     splits: Splits
     source: Path
     sha256: str
+    family: FamilyData | None = None  # coverage, weights and the length members of the splits' records
 
 
 def dataset_file(data_cfg, option: str | None = "--fasta PATH") -> Path:
@@ -44,16 +47,25 @@ def recorded_data_config(run_cfg):
 
 
 def prepare_splits(data_cfg, max_length: int, option: str | None = "--fasta PATH") -> PreparedData:
-    """`option`: how the calling command takes a local copy of a named dataset, for the not-found message."""
+    """`option`: how the calling command takes a local copy of a named dataset, for the not-found message.
+
+    The splits are views of the file's token cache (token_cache.py): built on the first use, checked and
+    memory-mapped after that; an alignment's are views of a store built in memory (family.py). A config
+    without `data.split` (a run from before it) splits as it did.
+    """
     source = dataset_file(data_cfg, option)
-    records, sha256 = read_fasta_hashed(source)  # one read: a named pipe works too
-    splits = split_records(
-        records,
+    # FASTA: one read to build the token cache (a named pipe works too); an alignment: read in memory,
+    # fragments dropped and weights computed (family.py)
+    family, sha256 = family_data(data_cfg, source, token_cache)
+    splits = split_store(
+        family.store,
         valid_fraction=data_cfg.valid_fraction,
         test_fraction=data_cfg.test_fraction,
         seed=data_cfg.split_seed,
         dedupe=data_cfg.dedupe,
-        min_length=data_cfg.min_length,
+        min_length=family.min_length,
         max_length=max_length,
+        method=data_cfg.get("split", SPLIT_METHODS[0]),
     )
-    return PreparedData(splits, source, sha256)
+    family.describe_splits(splits, data_cfg.dedupe)
+    return PreparedData(splits, source, sha256, family)

@@ -1,8 +1,19 @@
-"""Deterministic train/valid/test splits and the length filter.
+"""Deterministic train/valid/test splits and the length filter, over a token store's records.
 
-With `dedupe`, identical sequences are collapsed to their first record before splitting, so no test
-sequence also appears in train. Order comes from a salted hash of the sequence (or of the record index
-and id without dedupe), so a split depends on the seed and the set of sequences, not on the machine.
+With `dedupe`, identical sequences are collapsed to their first record before splitting (compared by a
+128-bit hash of the sequence), so no test sequence also appears in train. Two methods (`data.split`):
+
+- `sequence_hash` (the default, and what a run config without `data.split` used): records are ordered
+  by a salted hash of the sequence (of the record index and id without dedupe) and the first
+  round(test_fraction * n) go to test, the next round(valid_fraction * n) to valid: exact sizes, at
+  least one record each when asked for. A Python hash per record: fine for families, slow for millions.
+- `id_hash`: record r goes to test when u(r) < test_fraction, to valid when u(r) < test_fraction +
+  valid_fraction, else to train, with u(r) = splitmix64(h(id) XOR splitmix64(seed)) / 2^64 and h(id) the
+  first 64 bits of the id's blake2b hash. Sizes are binomial around the fractions; a record's split
+  depends on its id and the seed alone (records added to the file never move others), and the whole
+  split is a few vectorised numpy passes, so it suits files of millions of records.
+
+Either way a split depends on the seed and the records, not on the machine.
 """
 
 from __future__ import annotations
@@ -10,10 +21,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from protein_sedd.data.fasta import FastaRecord
+from protein_sedd.data.token_store import BLOCK, TokenStore
 from protein_sedd.errors import UserError
 
 SPLITS = ("train", "valid", "test")
+SPLIT_METHODS = ("sequence_hash", "id_hash")
 
 
 @dataclass
@@ -40,8 +55,14 @@ def _count(fraction: float, n: int) -> int:
     return 0 if fraction <= 0 else max(1, round(fraction * n))
 
 
-def split_records(
-    records: list[FastaRecord],
+def split_records(records: list[FastaRecord], **options) -> Splits:
+    """`split_store` of records in memory (their sequences already normalised), as lists of records."""
+    splits = split_store(TokenStore.from_records(records), **options)
+    return Splits(*(list(splits[name]) for name in SPLITS), splits.stats)
+
+
+def split_store(
+    store: TokenStore,
     *,
     valid_fraction: float,
     test_fraction: float,
@@ -49,46 +70,101 @@ def split_records(
     dedupe: bool = True,
     min_length: int = 1,
     max_length: int | None = None,
+    method: str = "sequence_hash",
 ) -> Splits:
+    """Splits whose members are views of the store (token_store.RecordView), each in file order."""
     if not 0 <= valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
         raise UserError(
             f"valid_fraction={valid_fraction} and test_fraction={test_fraction} must be in [0, 1) "
             "and leave room for training data"
         )
-    stats = {"n_records": len(records)}
-    kept = [
-        r
-        for r in records
-        if len(r.sequence) >= min_length and (max_length is None or len(r.sequence) <= max_length)
-    ]
-    stats["n_length_filtered"] = len(records) - len(kept)
-    if dedupe:
-        seen: set[str] = set()
-        unique = []
-        for record in kept:
-            if record.sequence not in seen:
-                seen.add(record.sequence)
-                unique.append(record)
-        stats["n_duplicates_removed"] = len(kept) - len(unique)
-        kept = unique
-        keys = [_order_key(seed, r.sequence) for r in kept]
+    if method not in SPLIT_METHODS:
+        raise UserError(f"data.split={method!r}: choose one of {', '.join(SPLIT_METHODS)}")
+    counts = {"n_length_filtered": 0, "n_duplicates_removed": 0}
+    blocks = _kept_blocks(store, min_length, max_length, dedupe, counts)
+    if method == "id_hash":
+        train, valid, test = _by_id_hash(
+            store, blocks, valid_fraction, test_fraction, seed, min_length, max_length
+        )
     else:
-        keys = [_order_key(seed, f"{i}:{r.id}") for i, r in enumerate(kept)]
-    if not kept:
+        kept = np.concatenate(list(blocks))
+        _check_any_left(len(kept), min_length, max_length)
+        train, valid, test = _by_sequence_hash(store, kept, valid_fraction, test_fraction, seed, dedupe)
+    stats = {"n_records": len(store), "n_length_filtered": counts["n_length_filtered"]}
+    if dedupe:
+        stats["n_duplicates_removed"] = counts["n_duplicates_removed"]
+    splits = Splits(store.view(train), store.view(valid), store.view(test), stats)
+    stats.update({f"n_{name}": len(splits[name]) for name in SPLITS})
+    return splits
+
+
+def _check_any_left(n_kept: int, min_length: int, max_length: int | None) -> None:
+    if not n_kept:
         raise UserError(
             f"no sequences left after the length filter [{min_length}, {max_length}]; "
             "raise model.max_length or check the FASTA file"
         )
-    order = sorted(range(len(kept)), key=keys.__getitem__)
+
+
+def _kept_blocks(store: TokenStore, min_length: int, max_length: int | None, dedupe: bool, counts: dict):
+    """Store indices that pass the length filter (and dedupe), a block of records at a time (temporaries
+    of a few MB whatever the file's size); what was dropped is counted into `counts`."""
+    for start in range(0, len(store), BLOCK):
+        stop = min(start + BLOCK, len(store))
+        lengths = np.diff(store.offsets[start : stop + 1])
+        inside = lengths >= min_length
+        if max_length is not None:
+            inside &= lengths <= max_length
+        counts["n_length_filtered"] += len(lengths) - int(inside.sum())
+        if dedupe:  # copies share their length: the first copy is inside the filter when any copy is
+            unique = inside & store.first_copy[start:stop]
+            counts["n_duplicates_removed"] += int(inside.sum() - unique.sum())
+            inside = unique
+        yield start + np.flatnonzero(inside)
+
+
+def _by_sequence_hash(store: TokenStore, kept: np.ndarray, valid_fraction, test_fraction, seed, dedupe):
+    if dedupe:
+        keys = [_order_key(seed, store.sequence(int(i))) for i in kept]
+    else:
+        keys = [_order_key(seed, f"{n}:{store.record_id(int(i))}") for n, i in enumerate(kept)]
+    order = kept[sorted(range(len(kept)), key=keys.__getitem__)]
     n_test, n_valid = _count(test_fraction, len(kept)), _count(valid_fraction, len(kept))
     if n_test + n_valid >= len(kept):
         raise UserError(
             f"only {len(kept)} sequences: too few to hold out {n_valid} for valid and {n_test} for test"
         )
     # keep each split in file order so it reads naturally
-    test = sorted(order[:n_test])
-    valid = sorted(order[n_test : n_test + n_valid])
-    train = sorted(order[n_test + n_valid :])
-    splits = Splits([kept[i] for i in train], [kept[i] for i in valid], [kept[i] for i in test], stats)
-    stats.update({f"n_{name}": len(splits[name]) for name in SPLITS})
-    return splits
+    test, valid = np.sort(order[:n_test]), np.sort(order[n_test : n_test + n_valid])
+    return np.sort(order[n_test + n_valid :]), valid, test
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: a bijection of uint64 that spreads every input bit over the output."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def id_hash_codes(store: TokenStore, indices: np.ndarray, seed: int) -> np.ndarray:
+    """u(r) in [0, 1) of each record (see the module docstring), float64."""
+    salt = _splitmix64(np.array([seed], dtype=np.uint64))[0]
+    keys = np.ascontiguousarray(store.id_hash[indices, :8]).view("<u8").reshape(-1)
+    mixed = _splitmix64(keys ^ salt)  # uint64 arithmetic wraps, as splitmix64 wants
+    return (mixed >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _by_id_hash(store: TokenStore, blocks, valid_fraction, test_fraction, seed, min_length, max_length):
+    parts: dict[str, list[np.ndarray]] = {name: [np.zeros(0, np.int64)] for name in SPLITS}
+    for block in blocks:
+        u = id_hash_codes(store, block, seed)
+        test, valid = u < test_fraction, (u >= test_fraction) & (u < test_fraction + valid_fraction)
+        parts["test"].append(block[test])
+        parts["valid"].append(block[valid])
+        parts["train"].append(block[~(test | valid)])
+    train, valid, test = (np.concatenate(parts[name]) for name in SPLITS)
+    n_kept = len(train) + len(valid) + len(test)
+    _check_any_left(n_kept, min_length, max_length)
+    if not len(train):
+        raise UserError(f"only {n_kept} sequences and none fell to training; use more sequences")
+    return train, valid, test

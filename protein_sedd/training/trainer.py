@@ -34,6 +34,7 @@ from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import BatchStream, encode_all
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.data.prepare import prepare_splits, recorded_data_config
+from protein_sedd.data.splits import SPLIT_METHODS, SPLITS
 from protein_sedd.devices import select_device
 from protein_sedd.diffusion.graph import AbsorbingGraph, UniformGraph, build_graph
 from protein_sedd.diffusion.likelihood import LN2
@@ -116,7 +117,7 @@ def _run_config(cfg: DictConfig, prepared, train_records) -> DictConfig:
             "pad_index": ALPHABET.pad_index,
             "mask_index": ALPHABET.mask_index,
         },
-        "lengths": LengthPrior.from_records(train_records, cfg.model.max_length).to_config(),
+        "lengths": _length_entry(cfg, prepared, train_records),
         "dataset": {
             "name": cfg.data.name,
             "source": str(prepared.source),
@@ -127,8 +128,27 @@ def _run_config(cfg: DictConfig, prepared, train_records) -> DictConfig:
     return OmegaConf.merge(OmegaConf.to_container(cfg, resolve=True), extra)
 
 
-def _write_splits(path: Path, prepared) -> None:
-    payload = {"source": str(prepared.source), "sha256": prepared.sha256, **prepared.splits.ids()}
+def _length_entry(cfg: DictConfig, prepared, train_records) -> dict:
+    """The run config's `lengths`: the histogram designs draw from (full-length training members when
+    fragments are filtered, data/family.py) and, in words, which records it counts."""
+    family = prepared.family
+    if family is None:
+        return LengthPrior.from_lengths(train_records.lengths(), cfg.model.max_length).to_config()
+    members = family.length_members(train_records.indices)
+    prior = LengthPrior.from_lengths(family.store.lengths[members], cfg.model.max_length)
+    return {**prior.to_config(), "source": family.length_source(train_records.indices)}
+
+
+def _write_splits(path: Path, prepared, method: str) -> None:
+    """The dataset's sha256 and which records trained (`train_digest`, token_store.RecordView.ids_digest);
+    the id lists too under data.split=sequence_hash, none under id_hash (millions of ids: the split is
+    a function of the ids and the seed, and `evaluate` recomputes it)."""
+    splits = prepared.splits
+    payload = {"source": str(prepared.source), "sha256": prepared.sha256, "split": method}
+    payload.update({f"n_{name}": len(splits[name]) for name in SPLITS})
+    payload["train_digest"] = splits.train.ids_digest()
+    if method == "sequence_hash":
+        payload.update(splits.ids())
     write_json_atomic(path, payload)
 
 
@@ -159,7 +179,8 @@ def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> OutputFolder:
 
 
 def _recorded_splits(path: Path) -> dict:
-    """splits.json of the run being resumed: its dataset's sha256 and training ids, checked for shape."""
+    """splits.json of the run being resumed: its dataset's sha256 and its training ids or their digest
+    (runs from before the digest record the ids alone), checked for shape."""
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError) as err:  # missing, unreadable, not UTF-8 or not JSON
@@ -168,11 +189,16 @@ def _recorded_splits(path: Path) -> dict:
     ok = (
         isinstance(recorded, dict)
         and isinstance(recorded.get("sha256"), str)
-        and isinstance(recorded.get("train"), list)
-        and all(isinstance(i, str) for i in recorded["train"])
+        and (
+            isinstance(recorded.get("train_digest"), str)
+            or isinstance(recorded.get("train"), list)
+            and all(isinstance(i, str) for i in recorded["train"])
+        )
     )
     if not ok:
-        raise UserError(f"--resume: {path}: malformed (needs 'sha256' and a 'train' list of record ids)")
+        raise UserError(
+            f"--resume: {path}: malformed (needs 'sha256' and 'train_digest' or a 'train' list of ids)"
+        )
     return recorded
 
 
@@ -228,12 +254,15 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
     console = console or Console(stderr=True, quiet=not ranks.is_main)
     t = cfg.trainer
     data_cfg = recorded_data_config(cfg) if resume else cfg.data  # resume reads the file it trained on
+    if ranks.enabled:  # rank 0 builds (or checks) the token cache first: one build, not one a rank
+        ranks.from_main(lambda: prepare_splits(data_cfg, cfg.model.max_length) and None)
     prepared = prepare_splits(data_cfg, cfg.model.max_length)
     splits = prepared.splits
     run_cfg = _run_config(cfg, prepared, splits.train)
     _check_patience(cfg, splits.valid)
     _start_run_dir(run_dir, resume, prepared, run_cfg, ranks)
-    state = _training_state(cfg, splits.train, dev, ranks, from_parent=not resume)
+    weights = prepared.family.split_weights(splits.train.indices) if prepared.family else None
+    state = _training_state(cfg, splits.train, dev, ranks, from_parent=not resume, weights=weights)
     if resume:
         checkpoint_dir = resolve_checkpoint_dir(run_dir)
         state.load_state_dict(load_trainer_state(checkpoint_dir), checkpoint_dir)
@@ -253,6 +282,8 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
         f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test sequences; "
         f"run dir {run_dir}"
     )
+    if prepared.family is not None:
+        console.print(prepared.family.summary(splits.stats))
     if cfg.get("init_from") is not None:
         parent = cfg.init_from
         console.print(
@@ -326,8 +357,13 @@ def _start_run_dir(run_dir: Path, resume: bool, prepared, run_cfg: DictConfig, r
     """A resumed run must see the dataset it was trained on; a new one records its splits and config."""
     if resume:
         recorded = _recorded_splits(run_dir / SPLITS_FILE)
-        train_ids = [r.id for r in prepared.splits.train]
-        if recorded["sha256"] != prepared.sha256 or recorded["train"] != train_ids:
+        train = prepared.splits.train
+        same_train = (
+            recorded["train_digest"] == train.ids_digest()
+            if "train_digest" in recorded
+            else recorded["train"] == [r.id for r in train]
+        )
+        if recorded["sha256"] != prepared.sha256 or not same_train:
             raise UserError(
                 f"--resume: the dataset differs from the one {run_dir} was trained on ({prepared.source})"
             )
@@ -335,7 +371,7 @@ def _start_run_dir(run_dir: Path, resume: bool, prepared, run_cfg: DictConfig, r
     if ranks.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
-            _write_splits(run_dir / SPLITS_FILE, prepared)
+            _write_splits(run_dir / SPLITS_FILE, prepared, run_cfg.data.get("split", SPLIT_METHODS[0]))
             with atomic_path(run_dir / RUN_CONFIG) as tmp:
                 OmegaConf.save(run_cfg, tmp)
 
@@ -353,7 +389,12 @@ def _check_patience(cfg: DictConfig, valid_records) -> None:
 
 
 def _training_state(
-    cfg: DictConfig, train_records, dev: torch.device, ranks: Distributed, from_parent: bool = True
+    cfg: DictConfig,
+    train_records,
+    dev: torch.device,
+    ranks: Distributed,
+    from_parent: bool = True,
+    weights=None,
 ) -> TrainingState:
     """A fresh state at step 0: the model initialised from `cfg.seed` (or, in a fine-tuning run and when
     `from_parent`, from the parent's weights, the EMA too), the batches at their start."""
@@ -367,9 +408,14 @@ def _training_state(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused
     )
-    train_tokens = encode_all([r.sequence for r in train_records])
     batches = BatchStream(
-        train_tokens, t.batch_size, cfg.seed, ALPHABET.pad_index, ranks.rank, ranks.world_size
+        train_records.tokens(),
+        t.batch_size,
+        cfg.seed,
+        ALPHABET.pad_index,
+        ranks.rank,
+        ranks.world_size,
+        weights,  # redundancy weights: batches drawn by weight (None: shuffled as before)
     )
     generator = torch.Generator(device=dev).manual_seed(noise_seed(cfg.seed, ranks.rank))
     return TrainingState(model, ema, optimizer, batches, generator, cfg.seed, ranks.rank)

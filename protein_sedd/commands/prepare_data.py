@@ -1,0 +1,27 @@
+"""`protein-sedd prepare-data`: tokenise a FASTA file into the token cache ahead of training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from protein_sedd.data.token_cache import cache_folder, token_cache
+
+
+def prepare_data(
+    fasta: Path = typer.Option(
+        ...,
+        "--fasta",
+        help="FASTA file (plain or gzip) to tokenise; `train --fasta` on it then starts at once.",
+    ),
+) -> None:
+    """Tokenise a FASTA file into the memory-mapped token cache that train and evaluate read.
+
+    The cache is $XDG_CACHE_HOME/protein-sedd/tokens (default ~/.cache), keyed by the file's sha256 and
+    checked on every use. Before a multi-node run, run this once on each node (or share the cache folder).
+    """
+    store, sha256 = token_cache(fasta)
+    residues = int(store.offsets[-1])
+    typer.echo(f"{fasta}: {len(store):,} records, {residues:,} residues (sha256 {sha256[:12]}...)")
+    typer.echo(f"token cache: {cache_folder(sha256)}")

@@ -1,0 +1,195 @@
+"""Records as flat numpy arrays: the tokens of every sequence end to end, where each starts, its header,
+and 128-bit hashes of its sequence and id. Memory-mapped from a token cache (token_cache.py), so a file
+of millions of sequences costs page cache, not resident memory; or built in memory from records.
+
+Record i's tokens are `tokens[offsets[i]:offsets[i + 1]]`. Nothing here makes one Python object per
+record for the whole file: a split is an index array (`RecordView`), and a record becomes a
+`FastaRecord` or a tensor only when it is asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from protein_sedd.data.alphabet import ALPHABET, Alphabet
+from protein_sedd.data.fasta import FastaRecord
+
+DIGEST_BYTES = 16
+BLOCK = 1 << 16  # records handled at a time by whole-split passes: temporaries of a few MB
+
+
+def digest(data: bytes) -> bytes:
+    """The 128-bit hash used for sequences (of their token bytes) and ids (of their UTF-8 bytes)."""
+    return hashlib.blake2b(data, digest_size=DIGEST_BYTES).digest()
+
+
+def first_occurrences(digests: np.ndarray) -> np.ndarray:
+    """Ascending positions of the first row of each distinct digest in `digests` [m, 16]."""
+    keys = np.ascontiguousarray(digests).view("<u8").reshape(-1, 2)
+    # a stable sort on the first 64 bits puts equal digests together, in file order; only if two distinct
+    # digests share those bits (about m^2 / 2^65: never, in practice) does it take the full 128 bits
+    order = np.argsort(keys[:, 0], kind="stable")
+    ranked = keys[order]
+    same_head = ranked[1:, 0] == ranked[:-1, 0]
+    if (same_head & (ranked[1:, 1] != ranked[:-1, 1])).any():
+        order = np.lexsort((np.arange(len(keys)), keys[:, 1], keys[:, 0]))
+        ranked = keys[order]
+        same_head = ranked[1:, 0] == ranked[:-1, 0]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ~(same_head & (ranked[1:, 1] == ranked[:-1, 1]))
+    return np.sort(order[first])
+
+
+def first_of_sequence(digests: np.ndarray) -> np.ndarray:
+    """bool per row: whether it is the first row (in file order) with its digest."""
+    mask = np.zeros(len(digests), dtype=bool)
+    mask[first_occurrences(digests)] = True
+    return mask
+
+
+class TokenStore:
+    """`tokens` uint8 [residues], `offsets` int64 [n + 1], `headers` uint8 (UTF-8) with
+    `header_offsets` int64 [n + 1], `sequence_hash` and `id_hash` uint8 [n, 16], and `first_copy` bool [n]
+    (the record is the first with its sequence: what dedupe keeps; computed here when not given)."""
+
+    def __init__(
+        self,
+        tokens,
+        offsets,
+        headers,
+        header_offsets,
+        sequence_hash,
+        id_hash,
+        alphabet=ALPHABET,
+        first_copy=None,
+    ):
+        self.tokens, self.offsets = tokens, offsets
+        self.headers, self.header_offsets = headers, header_offsets
+        self.sequence_hash, self.id_hash = sequence_hash, id_hash
+        self.alphabet = alphabet
+        self._first_copy = first_copy
+        self._letters = np.frombuffer(alphabet.residues.encode("ascii"), np.uint8)
+
+    @classmethod
+    def from_records(cls, records: Sequence[FastaRecord], alphabet: Alphabet = ALPHABET) -> TokenStore:
+        """In memory, from records whose sequences are already normalised."""
+        tokens = [np.frombuffer(alphabet.token_bytes(r.sequence), np.uint8) for r in records]
+        headers = [r.description.encode() for r in records]
+        return cls(
+            np.concatenate(tokens) if tokens else np.zeros(0, np.uint8),
+            np.concatenate([[0], np.cumsum([len(t) for t in tokens], dtype=np.int64)]),
+            np.frombuffer(b"".join(headers), np.uint8),
+            np.concatenate([[0], np.cumsum([len(h) for h in headers], dtype=np.int64)]),
+            np.frombuffer(b"".join(digest(t.tobytes()) for t in tokens), np.uint8).reshape(-1, DIGEST_BYTES),
+            np.frombuffer(b"".join(digest(r.id.encode()) for r in records), np.uint8).reshape(
+                -1, DIGEST_BYTES
+            ),
+            alphabet,
+        )
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def first_copy(self) -> np.ndarray:
+        if self._first_copy is None:
+            self._first_copy = first_of_sequence(self.sequence_hash)
+        return self._first_copy
+
+    def token_array(self, i: int) -> np.ndarray:
+        return self.tokens[self.offsets[i] : self.offsets[i + 1]]
+
+    def token_tensor(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(self.token_array(i).astype(np.int64))
+
+    def sequence(self, i: int) -> str:
+        return self._letters[self.token_array(i)].tobytes().decode("ascii")
+
+    def header(self, i: int) -> str:
+        return self.headers[self.header_offsets[i] : self.header_offsets[i + 1]].tobytes().decode()
+
+    def record_id(self, i: int) -> str:
+        return self.header(i).split(None, 1)[0]
+
+    def record(self, i: int) -> FastaRecord:
+        header = self.header(i)
+        return FastaRecord(header.split(None, 1)[0], header, self.sequence(i))
+
+    def view(self, indices: np.ndarray) -> RecordView:
+        return RecordView(self, np.asarray(indices, dtype=np.int64))
+
+
+class RecordView(Sequence):
+    """Some of a store's records (a split), in the order of `indices`: a sequence of `FastaRecord`s made
+    on demand, their lengths, and their tokens for batches."""
+
+    def __init__(self, store: TokenStore, indices: np.ndarray):
+        self.store, self.indices = store, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return [self.store.record(int(i)) for i in self.indices[item]]
+        return self.store.record(int(self.indices[item]))
+
+    def __iter__(self) -> Iterator[FastaRecord]:
+        return (self.store.record(int(i)) for i in self.indices)
+
+    def lengths(self) -> np.ndarray:
+        offsets, out = self.store.offsets, np.empty(len(self.indices), dtype=np.int64)
+        for start in range(0, len(self.indices), BLOCK):  # no temporary the size of the store
+            index = self.indices[start : start + BLOCK]
+            out[start : start + len(index)] = offsets[index + 1] - offsets[index]
+        return out
+
+    def tokens(self) -> TokenView:
+        return TokenView(self.store, self.indices)
+
+    def ids_digest(self) -> str:
+        """sha256 of the records' id hashes in order: which records these are, in 64 hex characters."""
+        digest = hashlib.sha256()
+        for start in range(0, len(self.indices), BLOCK):
+            digest.update(np.ascontiguousarray(self.store.id_hash[self.indices[start : start + BLOCK]]).data)
+        return digest.hexdigest()
+
+
+class TokenView:
+    """What `BatchStream` needs of its data, `len` and `[i]` (int64 tokens), read from the store on demand."""
+
+    def __init__(self, store: TokenStore, indices: np.ndarray):
+        self.store, self.indices = store, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.store.token_tensor(int(self.indices[i]))
+
+
+def open_store(folder: Path, alphabet: Alphabet = ALPHABET) -> TokenStore:
+    """The store of a token-cache folder, every array memory-mapped read-only."""
+
+    def array(name: str) -> np.ndarray:
+        return np.load(folder / f"{name}.npy", mmap_mode="r")
+
+    return TokenStore(
+        np.memmap(folder / "tokens.bin", dtype=np.uint8, mode="r"),
+        array("offsets"),
+        np.memmap(folder / "headers.bin", dtype=np.uint8, mode="r"),
+        array("header_offsets"),
+        array("sequence_hash"),
+        array("id_hash"),
+        alphabet,
+        array("first_copy"),
+    )
