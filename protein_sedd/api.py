@@ -35,7 +35,18 @@ from protein_sedd.devices import inference_autocast, select_device
 from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.diffusion.noise import build_noise
-from protein_sedd.diffusion.sampling import cache_applies, in_input_order, sample_batches
+from protein_sedd.diffusion.sampling import (
+    SAMPLERS,
+    cache_applies,
+    in_input_order,
+    sample_batches,
+    sampler_that_runs,
+)
+from protein_sedd.diffusion.sampling_controls import (
+    SamplingControls,
+    check_controls_apply,
+    check_sampling_controls,
+)
 from protein_sedd.diffusion.transitions import PREDICTORS
 from protein_sedd.distributed import Distributed
 from protein_sedd.errors import UserError
@@ -43,7 +54,8 @@ from protein_sedd.evaluation.likelihood import sequence_scores
 from protein_sedd.limits import MAX_BATCH_SIZE, MAX_DESIGN_SEED, MAX_DESIGNS, MAX_SAMPLING_STEPS, check_int
 
 DESIGN_HEADER = (
-    "{id} length={length} steps={steps} seed={seed} predictor={predictor} checkpoint={checkpoint}{note}"
+    "{id} length={length} steps={steps} seed={seed} predictor={predictor} checkpoint={checkpoint}{sampling}"
+    "{note}"
 )
 # what `is_design_fasta` recognises: every header written from DESIGN_HEADER
 DESIGN_HEADER_PATTERN = re.compile(r">design_\d{4,} length=\d+ steps=\d+ seed=\d+ predictor=\S+ checkpoint=")
@@ -62,6 +74,7 @@ class Design:
     predictor: str
     checkpoint: str  # the model's name
     note: str = ""  # infilling: ' source=ID redesign=10-30 designed=21' (empty for free design)
+    sampling: str = ""  # ' sampler=events', then ' temperature=T top_p=P' where not 1
 
     @property
     def header(self) -> str:
@@ -71,7 +84,8 @@ class Design:
 class Designs(list):
     """The designs of one `design` call, in request order, with how much work they took."""
 
-    network_passes: int = 0  # sequence-network evaluations (with the cache, far fewer than n * (steps + 1))
+    network_passes: int = 0  # sequence-network evaluations (events or cache: far fewer than n * (steps + 1))
+    guide_passes: int = 0  # guide forward + backward passes of sequences (this process's; 0 unguided)
     seconds: float = 0.0
 
     def write_fasta(self, path: str | Path) -> None:
@@ -145,9 +159,15 @@ class ProteinSEDD:
         redesign: str | None = None,
         batch_size: int = 128,
         predictor: str = "analytic",
+        sampler: str = "events",
+        temperature: float = 1.0,
+        top_p: float = 1.0,
         cache: bool = True,
         progress: bool = True,
         ranks: Distributed | None = None,
+        guide=None,
+        target: float | None = None,
+        guide_scale: float = 1.0,
     ) -> Designs:
         """Design `n` sequences by `steps`-step tau-leaping from t = 1, then a final denoise.
 
@@ -156,15 +176,28 @@ class ProteinSEDD:
         FASTA file as a Path) with `redesign` ('10-30,55-60', 1-based) keep residues fixed. The same seed and
         batch size give the same designs on the same device. `ranks` shares the batches among torchrun ranks
         (the command's `--devices`): rank 0 returns every design, the other ranks an empty list.
+        `sampler`: 'events' (default) visits only the steps where positions unmask, for the analytic
+        predictor of time-independent absorbing models (elsewhere the step loop runs); 'steps' always runs
+        the step loop: the same distribution, different draws. `temperature` (1.0 = the model) and `top_p`
+        (1.0 = every residue) reshape the denoising distribution (absorbing-graph models).
+        `guide` (a guide from `train_guide`/`load_guide`, or its folder) steers the designs toward `target`
+        (a class of the guide, or a value): the unmasking rates times the guide's likelihood ratios to the
+        power `guide_scale` (protein_sedd/guidance/reweighting.py); guided designs take the step loop, and
+        `guide_scale=0` gives the unguided designs exactly.
         """
-        check_design_settings(n, steps, seed, batch_size, predictor)
+        from protein_sedd.guidance.reweighting import guidance_for
+
+        controls = check_design_settings(
+            n, steps, seed, batch_size, predictor, sampler=sampler, temperature=temperature, top_p=top_p
+        )
         self.check_can_design()
+        guidance = guidance_for(self, guide, target, guide_scale)
         lengths = tuple(int(x) for x in lengths) if lengths is not None else None
         request = DesignRequest(n, length, length_range, template, fix, redesign, lengths)
         starts = request.starts(self.length_prior, seed)
         return self.design_starts(
             starts, steps=steps, seed=seed, batch_size=batch_size, predictor=predictor, cache=cache,
-            progress=progress, ranks=ranks,
+            progress=progress, ranks=ranks, sampler=sampler, controls=controls, guidance=guidance,
         )  # fmt: skip
 
     def design_starts(
@@ -178,12 +211,17 @@ class ProteinSEDD:
         cache: bool,
         progress: bool | Callable[[], None] = True,
         ranks: Distributed | None = None,
+        sampler: str = "events",
+        controls: SamplingControls = SamplingControls(),
+        guidance=None,
     ) -> Designs:
         """`design` from start rows (`DesignRequest.starts`: the command builds them from its options).
 
         `progress`: True for a bar (a log line every 30 s when stderr is no terminal), False for silence, or
-        a callable run once per sampling step.
+        a callable run once per sampling step. `guidance`: None or the guided rates of
+        `protein_sedd.guidance.reweighting.guidance_for`.
         """
+        check_controls_apply(self.graph, controls)  # before any work
         ranks = ranks or Distributed()
         starts, note = starts
         began = time.perf_counter()
@@ -192,22 +230,31 @@ class ProteinSEDD:
                 sample_batches(
                     self.network, self.graph, self.noise, starts, steps=steps, seed=seed, predictor=predictor,
                     cache=cache, batch_size=batch_size, runs_batch=ranks.owns, on_step=advance,
+                    sampler=sampler, controls=controls, guide=guidance,
                 )
             )  # fmt: skip
         gathered = ranks.gather(designed)
         if gathered is None:
             return Designs()  # not rank 0: rank 0 holds the designs
         sequences, network_passes = in_input_order([b for part in gathered for b in part], len(starts))
+        guided = guidance is not None
+        sampling = f" sampler={self.sampler_that_runs(predictor, sampler, guided)}{controls.note()}"
+        sampling += guidance.note() if guided else ""
         designs = Designs(
-            Design(f"design_{i:04d}", s, len(s), steps, seed, predictor, self.name, note)
+            Design(f"design_{i:04d}", s, len(s), steps, seed, predictor, self.name, note, sampling)
             for i, s in enumerate(sequences, start=1)
         )
         designs.network_passes, designs.seconds = network_passes, time.perf_counter() - began
+        designs.guide_passes = guidance.rows_run if guided else 0
         return designs
 
     def cache_applies(self) -> bool:
         """Whether designing can reuse network outputs of unchanged sequences (time-independent absorbing)."""
         return cache_applies(self.network, self.graph)
+
+    def sampler_that_runs(self, predictor: str, sampler: str, guided: bool = False) -> str:
+        """'events' where the event sampler applies and was asked for, else 'steps' (see `design`)."""
+        return sampler_that_runs(self.network, self.graph, predictor, sampler, guided)
 
     # -- score and embed ---------------------------------------------------------------------------------
     def score(
@@ -290,6 +337,37 @@ class ProteinSEDD:
         return score_table(
             self, wildtype, table.reset_index(drop=True), method=method, t_samples=t_samples, seed=seed,
             batch_size=batch_size, where=lambda row: f"mutants[{row}]", progress=progress,
+        )  # fmt: skip
+
+    # -- guidance ----------------------------------------------------------------------------------------
+    def train_guide(
+        self,
+        labels,
+        *,
+        fasta: str | Path | None = None,
+        task: str = "auto",
+        steps: int = 600,
+        batch_size: int = 64,
+        lr: float = 2e-3,
+        seed: int = 0,
+        valid_fraction: float = 0.2,
+        on_step: Callable[[], None] | None = None,
+    ):
+        """A guide p(y | x_t) for `design(guide=...)`, trained on noised labelled sequences (on this model's
+        device, under its noise schedule). Save it with `guide.save(folder)`; `load_guide` reads it back.
+
+        `labels`: a CSV path (`sequence,label`, or `id,label` with `fasta`), a DataFrame with those
+        columns, or a `Labelled`. `task`: 'auto' (a few whole numbers are classes), 'classify' or
+        'regress'. `train-guide` calls the same code; see `protein_sedd.guidance`.
+        """
+        from protein_sedd.guidance.labels import Labelled, labelled_from
+        from protein_sedd.guidance.training import check_guide_settings, train_guide
+
+        check_guide_settings(steps, batch_size, lr, seed, valid_fraction)
+        labelled = labels if isinstance(labels, Labelled) else labelled_from(labels, fasta)
+        return train_guide(
+            self, labelled, task, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+            valid_fraction=valid_fraction, device=self.device, on_step=on_step,
         )  # fmt: skip
 
     @torch.no_grad()
@@ -391,11 +469,21 @@ class ProteinSEDD:
 
 
 def check_design_settings(
-    n: int, steps: int, seed: int, batch_size: int, predictor: str, *, options: bool = False
-) -> None:
-    """The numbers and predictor of a design run, each within its stated bounds (`limits`).
+    n: int,
+    steps: int,
+    seed: int,
+    batch_size: int,
+    predictor: str,
+    *,
+    sampler: str = "events",
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    options: bool = False,
+) -> SamplingControls:
+    """The numbers, predictor, sampler and sampling controls of a design run, each within its bounds.
 
     Messages name the Python arguments (`batch_size`), or with `options` the command's (`--batch-size`).
+    Returns the sampling controls (temperature, top-p).
     """
 
     def named(argument: str) -> str:
@@ -407,6 +495,9 @@ def check_design_settings(
     check_int(named("batch_size"), batch_size, 1, MAX_BATCH_SIZE)
     if predictor not in PREDICTORS:
         raise UserError(f"{named('predictor')} {predictor!r}: choose {' or '.join(PREDICTORS)}")
+    if sampler not in SAMPLERS:
+        raise UserError(f"{named('sampler')} {sampler!r}: choose {' or '.join(SAMPLERS)}")
+    return check_sampling_controls(temperature, top_p, options=options)
 
 
 def load(
@@ -421,6 +512,13 @@ def load(
     """
     dev = device if isinstance(device, torch.device) else select_device(device)
     return ProteinSEDD(load_checkpoint(source, dev, revision))
+
+
+def load_guide(folder: str | Path, device: str | torch.device = "auto"):
+    """A guide saved by `train-guide --out FOLDER` or `Guide.save(FOLDER)`, for `design(guide=...)`."""
+    from protein_sedd.guidance.guide import load_guide as load_folder
+
+    return load_folder(folder, device if isinstance(device, torch.device) else select_device(device))
 
 
 def _ids_and_sequences(sequences, max_length: int) -> tuple[list[str], list[str]]:

@@ -37,6 +37,7 @@ from protein_sedd.commands import (  # noqa: E402
     select,
     seq_eval,
     train,
+    train_guide,
 )
 
 app.command("train")(train.train)
@@ -47,6 +48,7 @@ app.command("fold-eval")(fold_eval.fold_eval)
 app.command("seq-eval")(seq_eval.seq_eval)
 app.command("select")(select.select)
 app.command("score-variants")(score_variants.score_variants)
+app.command("train-guide")(train_guide.train_guide)
 
 
 def _fail(message: str) -> int:

@@ -239,7 +239,10 @@ def test_masks_left_for_the_final_denoise_match_the_exact_step(monkeypatch, step
     monkeypatch.setattr(sampling, "absorbing_denoise", counting_denoise)
     network, noise, starts = FlatNetwork(), LogLinearNoise(), masked_starts([8] * 20_000)
     for predictor in ("analytic", "euler"):
-        sample(network, ABSORBING, noise, starts, steps=steps, seed=0, predictor=predictor, batch_size=5000)
+        sample(
+            network, ABSORBING, noise, starts, steps=steps, seed=0, predictor=predictor, batch_size=5000,
+            sampler="steps",
+        )  # fmt: skip
     expected = noise.eps * len(starts) * 8  # 160 positions
     for predictor, count in left.items():
         assert abs(count - expected) < 4 * math.sqrt(expected), (predictor, count)
@@ -272,6 +275,7 @@ def test_cache_gives_identical_draws_with_fewer_network_passes():
             masked_starts([8] * 500 + [6] * 300),
             steps=128,
             seed=3,
+            sampler="steps",
             cache=cache,
             batch_size=256,
         )
@@ -316,14 +320,16 @@ def test_designs_match_the_training_distribution(synthetic_run, tmp_path, capsys
     records = read_fasta(out)
     assert len(records) == 3000
     assert total_variation([r.sequence for r in records]) < 0.08
+    sampler = "events" if predictor == "analytic" else "steps"  # euler falls back to the step loop
     assert re.fullmatch(
-        rf"design_0001 length=8 steps=64 seed=0 predictor={predictor} checkpoint=run", records[0].description
+        rf"design_0001 length=8 steps=64 seed=0 predictor={predictor} checkpoint=run sampler={sampler}",
+        records[0].description,
     )
 
 
 @pytest.mark.slow
 def test_cached_and_uncached_commands_write_the_same_fasta(synthetic_run, tmp_path, capsys):
-    args = ["--n", 200, "--steps", 48, "--seed", 5, "--batch-size", 64]
+    args = ["--n", 200, "--steps", 48, "--seed", 5, "--batch-size", 64, "--sampler", "steps"]
     code, cached, err_cached = _design(tmp_path, synthetic_run, *args, name="cached.fa", capsys=capsys)
     assert code == 0, err_cached
     code, uncached, err_uncached = _design(

@@ -9,6 +9,15 @@ Caching (absorbing graph, time-independent network): the network's output depend
 so each row keeps its last softmax and the network re-runs only on rows whose tokens changed since.
 The uniforms for every row and step are drawn in the same order either way, so the cached and uncached
 samplers make the same draws from the same probabilities.
+
+Samplers: `sampler="events"` (the default) runs the analytic predictor of a time-independent absorbing
+model as event_sampling.py does, visiting only steps where positions unmask: the same distribution as
+this step loop at the same `steps`, not the same draws. Where it does not apply (`event_sampler_applies`)
+and with `sampler="steps"`, the step loop below runs: each step computes scores, reverse weights from
+them, then draws.
+
+Sampling controls (temperature, top-p; sampling_controls.py) reshape the absorbing graph's normalised
+score over the real tokens, keeping its total, in both samplers.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ import torch
 
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.diffusion.categorical import sample_categorical, uniforms
+from protein_sedd.diffusion.event_sampling import sample_events
 from protein_sedd.diffusion.noise import LogLinearNoise
+from protein_sedd.diffusion.sampling_controls import SamplingControls, check_controls_apply
 from protein_sedd.diffusion.transitions import (
     absorbing_denoise_weights,
     absorbing_step_weights,
@@ -36,11 +47,33 @@ class SampleResult:
     sequences: list[str]
     network_rows: int  # sequences passed through the network, summed over steps
     cached: bool
+    sampler: str = "steps"  # the sampler that ran: events or steps
 
 
 def cache_applies(model, graph) -> bool:
     """Only an absorbing-graph network without time conditioning gives noise-level-free outputs."""
     return graph.name == "absorbing" and not model.config.time_conditioning
+
+
+SAMPLERS = ("events", "steps")
+
+
+def event_sampler_applies(model, graph, predictor: str, guided: bool = False) -> bool:
+    """Whether the event-driven sampler is exact: unmasking times must not depend on the network.
+
+    True for the analytic predictor of a time-independent absorbing model; a time-conditioned network's
+    score need not sum to 1 / expm1(sigma_bar), the uniform graph has no masks, and euler's unmasking
+    probability d / expm1(sigma_bar) is not the analytic schedule the event sampler draws from (it
+    equals it under log-linear noise only). A guide (`guided`, protein_sedd/guidance) reweights the
+    unmasking rates by its likelihood ratios, which changes when positions unmask.
+    """
+    return cache_applies(model, graph) and predictor == "analytic" and not guided
+
+
+def sampler_that_runs(model, graph, predictor: str, sampler: str, guided: bool = False) -> str:
+    """The sampler asked for, or "steps" where the event sampler does not apply."""
+    applies = event_sampler_applies(model, graph, predictor, guided)
+    return "events" if sampler == "events" and applies else "steps"
 
 
 def time_grid(noise, steps: int) -> torch.Tensor:
@@ -76,8 +109,10 @@ class NetworkScores:
     has positions to sample); without, every row is re-run at every call, the reference behaviour.
     """
 
-    def __init__(self, model, graph, x: torch.Tensor, lengths: torch.Tensor, cache: bool):
-        self.model, self.graph, self.lengths = model, graph, lengths
+    def __init__(
+        self, model, graph, x: torch.Tensor, lengths: torch.Tensor, cache: bool, controls: SamplingControls
+    ):
+        self.model, self.graph, self.lengths, self.controls = model, graph, lengths, controls
         self.time_independent = cache_applies(model, graph)
         self.cache = cache and self.time_independent
         self.autocast = (
@@ -99,19 +134,27 @@ class NetworkScores:
             self.rows_run += x.shape[0]
             logits = self._logits(x, sigma_bar, self.lengths)
             sigma = torch.full((x.shape[0],), sigma_bar, device=x.device)
-            return self.graph.log_score(logits, sigma, True).double().exp()
+            score = self.graph.log_score(logits, sigma, True).double().exp()
+            if self.controls.is_model:
+                return score
+            total = score.sum(-1, keepdim=True)  # the jump rate, which the controls keep
+            return total * self.controls.apply(score / total)
         if self.cache:
             rows = (self.stale & active).nonzero().squeeze(1)  # the one host sync per step
             if rows.numel():
                 self.rows_run += rows.numel()
                 logits = self._logits(x[rows], sigma_bar, self.lengths[rows])
-                self.probs[rows] = torch.softmax(logits[..., : self.graph.n].double(), dim=-1)
+                self.probs[rows] = self._denoising(logits)
                 self.stale[rows] = False
         else:
             self.rows_run += x.shape[0]
             logits = self._logits(x, sigma_bar, self.lengths)
-            self.probs = torch.softmax(logits[..., : self.graph.n].double(), dim=-1)
+            self.probs = self._denoising(logits)
         return self.probs / math.expm1(sigma_bar)
+
+    def _denoising(self, logits: torch.Tensor) -> torch.Tensor:
+        """p(y | unmasked rest) over real tokens, float64, reshaped by the sampling controls."""
+        return self.controls.apply(torch.softmax(logits[..., : self.graph.n].double(), dim=-1))
 
     def tokens_changed(self, changed: torch.Tensor) -> None:
         if self.time_independent:
@@ -138,6 +181,7 @@ def uniform_step(x, free, score, d: float, predictor: str, u, graph) -> torch.Te
 
 
 def _sample_absorbing(scores, graph, x, sigmas, sizes, predictor, generator, on_step) -> torch.Tensor:
+    """The step loop: per step, scores [B, W, N] (per-token jump rates) -> reverse weights -> draws."""
     for t_sigma, d in zip(sigmas[:-1], sizes, strict=True):
         score = scores(x, t_sigma, (x == graph.mask_index).any(-1))
         u = uniforms(x.shape, generator, x.device)  # every row, every step: the cache never shifts the stream
@@ -213,35 +257,60 @@ def sample_batches(
     steps: int,
     seed: int,
     predictor: str = "analytic",
+    sampler: str = "events",
+    controls: SamplingControls = SamplingControls(),
     cache: bool = True,
     batch_size: int = 128,
     runs_batch: Callable[[int], bool] = lambda batch: True,
     on_step: Callable[[], None] | None = None,
+    guide=None,
 ) -> Iterator[DesignedBatch]:
-    """Design the batches of `plan_batches(starts, batch_size)` that `runs_batch` picks, one at a time."""
+    """Design the batches of `plan_batches(starts, batch_size)` that `runs_batch` picks, one at a time.
+
+    `sampler`: "events" (where `event_sampler_applies`, else the step loop) or "steps" (the step loop).
+    `guide`: None, or guided rates (protein_sedd.guidance.reweighting.GuidedRates) that reweight the step
+    loop's scores; absorbing graph only.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}")
+    if guide is not None and graph.name != "absorbing":
+        raise ValueError("guidance reweights the absorbing graph's unmasking rates")
+    check_controls_apply(graph, controls)
     device = next(model.parameters()).device
     sigmas, sizes = sigma_grid(noise, steps), step_sizes(noise, steps, predictor)
+    events = sampler_that_runs(model, graph, predictor, sampler, guide is not None) == "events"
     run = _sample_absorbing if graph.name == "absorbing" else _sample_uniform
+    step_callback = on_step or (lambda: None)
     for number, batch in enumerate(plan_batches(starts, batch_size)):
         if not runs_batch(number):
             continue
         x, lengths = _pad_batch([starts[i] for i in batch], graph.pad_index, device)
-        scores = NetworkScores(model, graph, x, lengths, cache)
         generator = batch_generator(seed, number, device)
-        x = run(scores, graph, x, sigmas, sizes, predictor, generator, on_step or (lambda: None)).cpu()
+        if events:
+            x, rows_run = sample_events(model, graph, x, lengths, sigmas, controls, generator, step_callback)
+        else:
+            scores = NetworkScores(model, graph, x, lengths, cache, controls)
+            if guide is not None:
+                scores = guide.steer(scores)  # the guide runs every step; the network's cache still holds
+            x = run(scores, graph, x, sigmas, sizes, predictor, generator, step_callback)
+            rows_run = scores.rows_run
+        x = x.cpu()
         if bool((x == graph.mask_index).any()):
             raise RuntimeError("internal error: a mask token survived the final denoising step")
         sequences = [ALPHABET.decode(x[row, : len(starts[i])]) for row, i in enumerate(batch)]
-        yield DesignedBatch(batch, sequences, scores.rows_run)
+        yield DesignedBatch(batch, sequences, rows_run)
 
 
 def sample(model, graph, noise, starts: list[torch.Tensor], **options) -> SampleResult:
     """Design one sequence per start row (mask token = position to design), in input order.
 
-    `options` are `sample_batches`' keywords (steps, seed, predictor, cache, batch_size, on_step). Memory
-    is bounded by `batch_size` whatever the number of starts. With the same seed, device and batch size
-    the output is repeatable, and the cache never changes it.
+    `options` are `sample_batches`' keywords (steps, seed, predictor, sampler, controls, cache, batch_size,
+    on_step, guide). Memory is bounded by `batch_size` whatever the number of starts. With the same seed,
+    device, batch size and sampler the output is repeatable, and the cache never changes it.
     """
     batches = sample_batches(model, graph, noise, starts, **options)
     sequences, rows_run = in_input_order(list(batches), len(starts))
-    return SampleResult(sequences, rows_run, options.get("cache", True) and cache_applies(model, graph))
+    predictor, sampler = options.get("predictor", "analytic"), options.get("sampler", "events")
+    ran = sampler_that_runs(model, graph, predictor, sampler, options.get("guide") is not None)
+    cached = ran == "steps" and options.get("cache", True) and cache_applies(model, graph)
+    return SampleResult(sequences, rows_run, cached, ran)

@@ -52,7 +52,6 @@ from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, check_i
 METHODS = ("masked-marginal", "elbo")
 OUTPUT_COLUMNS = ("score", "standard_error")  # added to the table; an input may not hold them
 MAX_VARIANTS = 10_000_000
-MAX_VARIANTS_BYTES = 2 * 1024**3
 MISSING = frozenset({"", "NA", "NaN", "nan", "NAN", "null", "None"})  # an unmeasured DMS_score
 MUTATION = re.compile(r"([A-Za-z*])([0-9]+)([A-Za-z*])")
 
@@ -211,28 +210,9 @@ def read_variants(path: Path) -> pd.DataFrame:
 
     It needs a `mutant` column; it may not hold the output's `score` or `standard_error` columns.
     """
-    path = Path(path)
-    if str(path) == "-":
-        raise UserError("--variants -: reading standard input is not supported; save the table to a file")
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, expected a CSV table of variants")
-    if path.is_file() and path.stat().st_size > MAX_VARIANTS_BYTES:
-        raise UserError(f"{path}: larger than {MAX_VARIANTS_BYTES:_} bytes; split the table")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except pd.errors.EmptyDataError:
-        raise UserError(
-            f"{path}: empty file, expected a CSV table with a header naming a 'mutant' column"
-        ) from None
-    except pd.errors.ParserError as err:
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "malformed"
-        raise UserError(f"{path}: not a valid CSV table ({reason})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text CSV file (it is not UTF-8)") from None
-    except OSError as err:
-        raise UserError(f"{path}: cannot read the file ({err.strerror or type(err).__name__})") from None
+    from protein_sedd.data.csv_tables import read_text_table
+
+    table = read_text_table(path, "--variants", "a CSV table of variants naming a 'mutant' column")
     if "mutant" not in table.columns:
         columns = ", ".join(repr(c) for c in table.columns[:10])
         raise UserError(
