@@ -387,3 +387,53 @@ def test_mutations_that_break_the_neighbour_rule_score_far_below_those_that_keep
     clear = (elbo["score"].abs() > 3 * elbo["standard_error"]).to_numpy() & (np.abs(masked) > 1)
     assert clear.sum() > len(singles) / 2
     assert (np.sign(elbo["score"].to_numpy()[clear]) == np.sign(masked[clear])).all()
+
+
+def test_the_weighted_site_independent_baseline_on_an_alignment_hand_count():
+    """Weighted column counts over focus columns; a wild-type position without a column scores NaN."""
+    from protein_sedd.baselines.site_independent import alignment_log_frequencies, site_independent_scores
+
+    gap = 21
+    columns = np.array([[0, 1], [0, 2], [4, gap]])  # rows over 2 focus columns: AC, AD, F-
+    weights = np.array([1.0, 0.5, 2.0])
+    # focus columns sit on wild-type positions 0 and 2; position 1 (an insertion) has none
+    table = alignment_log_frequencies(columns, [0, 2], 3, weights, pseudocount=0.5)
+    total = 1.0 + 0.5 + 2.0 + 20 * 0.5
+    assert math.exp(table[0, 0]) == pytest.approx((1.5 + 0.5) / total)  # A: weights 1 + 0.5
+    assert math.exp(table[0, 4]) == pytest.approx((2.0 + 0.5) / total)  # F: weight 2
+    gapped_total = 1.5 + 20 * 0.5  # the gap of row 3 does not count
+    assert math.exp(table[2, 1]) == pytest.approx((1.0 + 0.5) / gapped_total)
+    assert np.isnan(table[1]).all()
+    variants = [parse_mutant(m, "AKC") for m in ["A1F", "K2A", "C3D"]]
+    scores = site_independent_scores(table, variants)
+    assert scores[0] == pytest.approx(math.log(2.5 / 2.0))
+    assert np.isnan(scores[1])
+    assert scores[2] == pytest.approx(math.log(1.0 / 1.5))
+
+
+def test_the_site_independent_baseline_reproduces_the_pten_reference():
+    """The data README's reference rho (weighted 0.367, unweighted 0.385, on 3,904 variants)."""
+    import os
+    from pathlib import Path
+
+    from protein_sedd.baselines.site_independent import alignment_log_frequencies, site_independent_scores
+    from protein_sedd.data.alignment import read_sequences
+    from protein_sedd.data.weights import identity_weights
+    from protein_sedd.evaluation.variants import parse_variants, read_variants, spearman
+
+    folder = Path(os.environ.get("PROTEIN_SEDD_DATA", "")) / "dms" / "PTEN_HUMAN"
+    if not (folder / "PTEN_HUMAN_b1.0.a2m").is_file():
+        pytest.skip("needs $PROTEIN_SEDD_DATA/dms/PTEN_HUMAN/")
+    family = read_sequences(folder / "PTEN_HUMAN_b1.0.a2m")
+    wildtype = family.records[family.focus_index].sequence
+    scan = read_variants(folder / "PTEN_HUMAN_Matreyek_2018.csv")
+    parsed = parse_variants(wildtype, scan, lambda row: f"row {row}")
+    weights = identity_weights(family.columns, 0.8)
+    rhos = []
+    for w in (weights, None):
+        table = alignment_log_frequencies(family.columns, family.focus_positions, len(wildtype), w, 0.5)
+        scores = site_independent_scores(table, parsed)
+        scored = np.isfinite(scores)
+        assert scored.sum() == 3904
+        rhos.append(spearman(scores[scored], scan["DMS_score"].to_numpy()[scored]))
+    assert rhos == pytest.approx([0.367, 0.385], abs=0.001)

@@ -5,9 +5,12 @@ in that column with a pseudocount c over the 20 amino acids:
 
     f_i(a) = (n_i(a) + c) / (n_i + 20 c),        score(variant) = sum_{i in P} log f_i(m_i) - log f_i(w_i),
 
-n_i(a) counting residue a in column i (X is not counted). It sees conservation, never a dependence
-between positions. The columns here are the positions of sequences as long as the wild type (an ungapped
-family numbered like it); alignment input (A2M match columns) is not read yet.
+n_i(a) counting residue a in column i (X and gaps are not counted). It sees conservation, never a
+dependence between positions. Columns come from either an ungapped family numbered like the wild type
+(`column_log_frequencies`: the sequences as long as it) or an alignment's focus columns
+(`alignment_log_frequencies`), where each row may count with a redundancy weight w (n_i(a) = sum of the
+weights of the rows with a in column i) and wild-type positions outside the focus columns have no
+column (their variants score NaN).
 """
 
 from __future__ import annotations
@@ -34,6 +37,29 @@ def column_log_frequencies(sequences: Sequence[str], length: int, pseudocount: f
             if residue in index:
                 counts[position, index[residue]] += 1
     return np.log(counts / counts.sum(axis=1, keepdims=True))
+
+
+def alignment_log_frequencies(
+    columns: np.ndarray,
+    focus_positions: Sequence[int],
+    length: int,
+    weights: np.ndarray | None = None,
+    pseudocount: float = 0.5,
+) -> np.ndarray:
+    """log f_i(a), [length, 20], from an alignment's focus columns: `columns` (rows, focus columns) symbol
+    codes (AMINO_ACIDS order first, as `protein_sedd.data.alignment` writes them), `focus_positions` the
+    0-based wild-type position of each focus column, `weights` one per row (None: all 1). Rows of the
+    wild-type positions without a focus column are NaN."""
+    if pseudocount <= 0:
+        raise UserError(f"pseudocount {pseudocount}: must be positive (a zero count would give log 0)")
+    codes = np.asarray(columns)
+    weights = np.ones(len(codes)) if weights is None else np.asarray(weights, dtype=float)
+    counts = np.full((codes.shape[1], len(AMINO_ACIDS)), pseudocount, dtype=float)
+    for residue in range(len(AMINO_ACIDS)):  # one weighted column sum per residue, not a loop over rows
+        counts[:, residue] += weights @ (codes == residue)
+    table = np.full((length, len(AMINO_ACIDS)), np.nan)
+    table[np.asarray(focus_positions, dtype=int)] = np.log(counts / counts.sum(axis=1, keepdims=True))
+    return table
 
 
 def site_independent_scores(log_frequencies: np.ndarray, variants) -> np.ndarray:
