@@ -254,9 +254,17 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
     console = console or Console(stderr=True, quiet=not ranks.is_main)
     t = cfg.trainer
     data_cfg = recorded_data_config(cfg) if resume else cfg.data  # resume reads the file it trained on
-    if ranks.enabled:  # rank 0 builds (or checks) the token cache first: one build, not one a rank
-        ranks.from_main(lambda: prepare_splits(data_cfg, cfg.model.max_length) and None)
-    prepared = prepare_splits(data_cfg, cfg.model.max_length)
+    prepared = None
+
+    def prepare_on_main() -> None:
+        nonlocal prepared
+        prepared = prepare_splits(data_cfg, cfg.model.max_length)
+
+    # rank 0 builds (or checks) the token cache first, one build rather than one a rank; the others then
+    # open it (rank 0 keeps what it prepared: the file is not read twice)
+    ranks.from_main(prepare_on_main)
+    if prepared is None:
+        prepared = prepare_splits(data_cfg, cfg.model.max_length)
     splits = prepared.splits
     run_cfg = _run_config(cfg, prepared, splits.train)
     _check_patience(cfg, splits.valid)

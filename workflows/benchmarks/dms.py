@@ -142,7 +142,8 @@ def benchmark(args) -> dict:
         row = {"method": label, "steps": 0, "cpu_seconds": time.perf_counter() - began}
         results["rows"].append(row | {"rho": correlations(score, measured, in_columns)})
 
-    extra = [f"model.max_length={args.max_length}", f"trainer.batch_size={args.batch_size}"]
+    max_length = args.max_length or max(len(r.sequence) for r in family.records)
+    extra = [f"model.max_length={max_length}", f"trainer.batch_size={args.batch_size}"]
     extra += [f"trainer.checkpoint_every={min(args.steps)}", f"trainer.val_every={min(args.steps)}"]
     extra += args.override
     results["overrides"] = extra
@@ -225,12 +226,6 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [a for a in args.arms if a not in ARMS]
     if unknown:
         parser.error(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
-    if args.max_length is None:
-        from protein_sedd.data.alignment import read_sequences
-
-        args.max_length = max(
-            len(r.sequence) for r in read_sequences(args.alignment, focus=args.focus).records
-        )
     show(benchmark(args))
 
 
