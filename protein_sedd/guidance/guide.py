@@ -147,21 +147,21 @@ def load_guide(folder: str | Path, device: str | torch.device = "cpu") -> Guide:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(
-            f"--guide {folder}: no such folder; pass the --out folder of `protein-sedd train-guide`"
+            f"guide {folder}: no such folder; pass the --out folder of `protein-sedd train-guide`"
         )
     if not is_guide_dir(folder) or not (folder / WEIGHTS).is_file():
-        raise UserError(f"--guide {folder}: not a guide (expected {CONFIG} and {WEIGHTS} from train-guide)")
+        raise UserError(f"guide {folder}: not a guide (expected {CONFIG} and {WEIGHTS} from train-guide)")
     record = json.loads((folder / CONFIG).read_text())
     if record.get("format") != FORMAT or record.get("task") not in ("classify", "regress"):
-        raise UserError(f"--guide {folder}: {CONFIG} is of an unknown format; train the guide again")
+        raise UserError(f"guide {folder}: {CONFIG} is of an unknown format; train the guide again")
     try:
         network = GuideNet(GuideConfig.from_dict(record.get("network") or {}))
         weights = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError, ValueError, TypeError) as err:
-        raise UserError(f"--guide {folder}: unreadable guide ({err})") from None
+        raise UserError(f"guide {folder}: unreadable guide ({err})") from None
     check_weights(network, weights, folder / WEIGHTS)
     if first_non_finite(weights) is not None:
-        raise UserError(f"--guide {folder}: {WEIGHTS} holds NaN or infinite values; train the guide again")
+        raise UserError(f"guide {folder}: {WEIGHTS} holds NaN or infinite values; train the guide again")
     network.load_state_dict(weights)
     known = {"kind", "format", "network", "task", "classes", "label_mean", "label_std"}
     return Guide(
