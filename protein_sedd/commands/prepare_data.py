@@ -15,13 +15,19 @@ def prepare_data(
         "--fasta",
         help="FASTA file (plain or gzip) to tokenise; `train --fasta` on it then starts at once.",
     ),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Hash the FASTA and every cache file in full (other uses trust a file whose stat is unchanged "
+        "since it was last hashed); a damaged cache is rebuilt.",
+    ),
 ) -> None:
     """Tokenise a FASTA file into the memory-mapped token cache that train and evaluate read.
 
     The cache is $XDG_CACHE_HOME/protein-sedd/tokens (default ~/.cache), keyed by the file's sha256 and
     checked on every use. Before a multi-node run, run this once on each node (or share the cache folder).
     """
-    store, sha256 = token_cache(fasta)
+    store, sha256 = token_cache(fasta, verify=verify)
     residues = int(store.offsets[-1])
     typer.echo(f"{fasta}: {len(store):,} records, {residues:,} residues (sha256 {sha256[:12]}...)")
     typer.echo(f"token cache: {cache_folder(sha256)}")

@@ -12,6 +12,8 @@ import torch
 
 from protein_sedd.data.alphabet import ALPHABET, Alphabet
 
+DRAW_BLOCK = 1 << 16  # weighted draws made at a time
+
 
 def encode_all(sequences: list[str], alphabet: Alphabet = ALPHABET) -> list[torch.Tensor]:
     return [alphabet.encode(s) for s in sequences]
@@ -27,16 +29,25 @@ def pad_batch(tokens: list[torch.Tensor], pad_index: int) -> tuple[torch.Tensor,
 
 
 def epoch_order(n: int, seed: int, epoch: int, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The n record indices of an epoch: a permutation, or with `weights` n draws with replacement,
-    record i with probability w_i / sum(w) (redundancy weights: a cluster of near-duplicates is drawn
-    about as often as one sequence), by inverting the cumulative weights (any n; a weight 0 is never
-    drawn)."""
+    """The n record indices (int32: 4 bytes a record) of an epoch: a permutation, or with `weights` n
+    draws with replacement, record i with probability w_i / sum(w) (redundancy weights: a cluster of
+    near-duplicates is drawn about as often as one sequence), by inverting the cumulative weights (any n;
+    a weight 0 is never drawn).
+
+    The same orders as the int64 `torch.randperm(n)` and whole-epoch `torch.rand(n)` of earlier versions
+    (randperm's shuffle and the generator's stream do not depend on the dtype or on drawing in blocks),
+    so runs resume onto the batches they started with.
+    """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    if weights is not None:
-        cumulative = torch.cumsum(weights, 0)
-        draws = torch.rand(n, generator=generator, dtype=torch.float64) * cumulative[-1]
-        return torch.searchsorted(cumulative, draws, right=True).clamp_(max=n - 1)
-    return torch.randperm(n, generator=generator)
+    if weights is None:
+        return torch.randperm(n, generator=generator, dtype=torch.int32)
+    cumulative = torch.cumsum(weights, 0)
+    order = torch.empty(n, dtype=torch.int32)
+    for start in range(0, n, DRAW_BLOCK):  # no float64 temporary the size of the epoch
+        draws = torch.rand(min(DRAW_BLOCK, n - start), generator=generator, dtype=torch.float64)
+        picked = torch.searchsorted(cumulative, draws * cumulative[-1], right=True, out_int32=True)
+        order[start : start + len(draws)] = picked.clamp_(max=n - 1)
+    return order
 
 
 class BatchStream:

@@ -25,8 +25,9 @@ import numpy as np
 from protein_sedd.atomic import atomic_path
 from protein_sedd.data.alignment import is_alignment_file, read_sequences
 from protein_sedd.data.fragments import FULL_LENGTH, coverage, full_length
+from protein_sedd.data.length_prior import median_of_counts
 from protein_sedd.data.token_cache import token_cache_root
-from protein_sedd.data.token_store import TokenStore
+from protein_sedd.data.token_store import BLOCK, TokenStore
 from protein_sedd.data.weights import identity_weights, kmer_weights
 from protein_sedd.errors import UserError
 
@@ -72,20 +73,34 @@ class FamilyData:
     """The records that may train (a token store), each one's coverage and weight, and what was done."""
 
     store: TokenStore
-    coverage: np.ndarray  # float64 per store record
+    # float64 per store record for an alignment; None for unaligned FASTA, whose coverage is a record's
+    # length over `typical_length` and is computed when asked for (no array the size of the file)
+    coverage: np.ndarray | None
     weights: np.ndarray | None  # float64 per store record (None: unweighted)
     policy: FamilyPolicy
     min_length: int  # the length filter's lower bound, raised to the fragment cut-off for unaligned FASTA
     stats: dict = field(default_factory=dict)
+    typical_length: float = 1.0  # unaligned FASTA: the median record length
 
     def split_weights(self, indices: np.ndarray) -> np.ndarray | None:
         return None if self.weights is None else self.weights[indices]
 
+    def coverage_of(self, indices: np.ndarray) -> np.ndarray:
+        """Coverage (float64) of these records (ascending store indices)."""
+        if self.coverage is not None:
+            return self.coverage[indices]
+        return self.store.block_lengths(indices) / self.typical_length
+
     def length_members(self, indices: np.ndarray) -> np.ndarray:
         """Of these records, those whose lengths designs draw from: the full-length ones (all of them when
         the length prior is `all`, or when none is full-length, rather than no lengths at all)."""
-        members = indices[full_length(self.coverage[indices])]
-        return indices if self.policy.length_prior == "all" or not len(members) else members
+        if self.policy.length_prior == "all":
+            return indices
+        blocks = [indices[start : start + BLOCK] for start in range(0, len(indices), BLOCK)]
+        members = np.concatenate(
+            [indices[:0], *(block[full_length(self.coverage_of(block))] for block in blocks)]
+        )
+        return members if len(members) else indices
 
     def length_source(self, indices: np.ndarray) -> str:
         """How the run config describes its length distribution (design logs it)."""
@@ -97,11 +112,11 @@ class FamilyData:
     def describe_splits(self, splits, dedupe: bool) -> None:
         """Into `splits.stats`: what was filtered and weighted, and Neff (sum of weights) of the records
         kept and of the training split. With `dedupe`, duplicates' weights first move onto the kept copy."""
-        kept = np.concatenate([splits[name].indices for name in ("train", "valid", "test")])
-        if self.weights is not None and dedupe:
-            self._fold_duplicates(kept)
         splits.stats.update(self.stats)
         if self.weights is not None:
+            kept = np.concatenate([splits[name].indices for name in ("train", "valid", "test")])
+            if dedupe:
+                self._fold_duplicates(kept)
             splits.stats["neff"] = round(float(self.weights[kept].sum()), 3)
             splits.stats["neff_train"] = round(float(self.weights[splits.train.indices].sum()), 3)
 
@@ -195,12 +210,11 @@ def cached_weights(key: str, n: int, compute) -> np.ndarray:
 
 
 def _unaligned_family(store: TokenStore, policy: FamilyPolicy, data_cfg, sha256: str) -> FamilyData:
-    lengths = store.lengths.astype(np.float64)
-    typical = float(np.median(lengths)) if len(lengths) else 1.0
-    covered = lengths / typical
+    counts = store.length_counts()  # the lengths' histogram: one pass, no array the size of the file
+    typical = median_of_counts(counts) if len(store) else 1.0
     # a fragment of unaligned FASTA is a short record: the filter is a raised length floor
     floor = max(int(data_cfg.min_length), math.ceil(policy.min_coverage * typical - 1e-9))
-    n_fragments = int(((lengths < floor) & (lengths >= data_cfg.min_length)).sum())
+    n_fragments = int(counts[int(data_cfg.min_length) : floor].sum())
     weights = None
     if policy.weights != "none":
 
@@ -210,7 +224,7 @@ def _unaligned_family(store: TokenStore, policy: FamilyPolicy, data_cfg, sha256:
         weights = cached_weights(f"{sha256}|kmer|{policy.weight_identity!r}", len(store), compute).copy()
         weights[store.lengths < floor] = 0.0  # fragments never train and count for nothing
     stats = {"format": "fasta", "typical_length": typical}
-    return _described(FamilyData(store, covered, weights, policy, floor, stats), n_fragments)
+    return _described(FamilyData(store, None, weights, policy, floor, stats, typical), n_fragments)
 
 
 def _described(family: FamilyData, n_fragments: int) -> FamilyData:

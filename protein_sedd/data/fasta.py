@@ -30,12 +30,14 @@ DEFAULT_MAX_FASTA_BYTES = 2 * 1024**3
 MAX_FASTA_BYTES_ENV = "PROTEIN_SEDD_MAX_FASTA_BYTES"
 
 
-def max_fasta_bytes() -> int:
+def max_fasta_bytes(default: int | None = DEFAULT_MAX_FASTA_BYTES) -> int | None:
     """The most text one FASTA file may hold after gzip decompression: 2 GiB unless
-    $PROTEIN_SEDD_MAX_FASTA_BYTES says otherwise (a bound on memory, and on a gzip bomb)."""
+    $PROTEIN_SEDD_MAX_FASTA_BYTES says otherwise (a bound on memory, and on a gzip bomb). A reader that
+    streams to disk rather than memory (the token cache) passes `default=None`: no bound unless the
+    variable sets one (a gzip bomb then ends when the disk is full, reported and cleaned up)."""
     value = os.environ.get(MAX_FASTA_BYTES_ENV, "").strip()
     if not value:
-        return DEFAULT_MAX_FASTA_BYTES
+        return default
     if not value.isdigit() or int(value) < 1:
         raise UserError(f"{MAX_FASTA_BYTES_ENV}={value!r}: expected a whole number of bytes >= 1")
     return int(value)
@@ -174,10 +176,13 @@ class FastaStream:
     itself (see `read_fasta`) are a `UserError` naming it; residues are the reader's to check.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, in_memory: bool = True):
+        """`in_memory=False`: the reader keeps nothing per residue in memory (the token cache writes to
+        disk), so the 2 GiB default bound does not apply (`max_fasta_bytes`)."""
         self.path = Path(path)
         self.name = str(self.path)
         self.sha256: str | None = None
+        self.in_memory = in_memory
         if self.name == "-":
             raise UserError(
                 "-: reading FASTA from standard input is not supported; save it to a file and pass its path"
@@ -192,6 +197,7 @@ class FastaStream:
         """The file's text, streamed (for readers of other formats too: alignment.py); `sha256` is set
         once the block has read the whole file. `what` names the format in the not-text message."""
         name = self.name
+        limit = max_fasta_bytes() if self.in_memory else max_fasta_bytes(default=None)
         try:
             source = _Source(open(self.path, "rb", buffering=0))
         except PermissionError:
@@ -203,7 +209,7 @@ class FastaStream:
                 raw = io.BufferedReader(source)
                 stream = gzip.GzipFile(fileobj=raw, mode="rb") if source.head(2) == GZIP_MAGIC else raw
                 # newline=None turns CRLF and CR into '\n' before the parser sees them
-                bounded = io.BufferedReader(_Bounded(stream, max_fasta_bytes(), name))
+                bounded = io.BufferedReader(_Bounded(stream, limit, name)) if limit else stream
                 yield io.TextIOWrapper(bounded, "utf-8", newline=None)
                 while raw.read(1 << 20):  # bytes after the text (gzip padding): the hash covers them too
                     pass

@@ -21,6 +21,16 @@ from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.errors import UserError
 
 
+def median_of_counts(counts: np.ndarray) -> float:
+    """The median of the lengths a histogram counts (counts[L] of length L), as `np.median` of the lengths
+    gives it: the middle length, or the mean of the two middle ones when their number is even."""
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    low = int(np.searchsorted(cumulative, (n - 1) // 2, side="right"))  # the length of sorted[(n - 1) // 2]
+    high = int(np.searchsorted(cumulative, n // 2, side="right"))
+    return (low + high) / 2
+
+
 @dataclass(frozen=True)
 class LengthPrior:
     counts: dict[int, int]  # length -> training records, in the config's order (sample's draws follow it)
@@ -33,7 +43,11 @@ class LengthPrior:
     @classmethod
     def from_lengths(cls, lengths: np.ndarray, max_length: int) -> LengthPrior:
         """`from_records` given the lengths alone (a token store's: one bincount, no per-record objects)."""
-        counts = np.bincount(np.asarray(lengths, dtype=np.int64))
+        return cls.from_counts(np.bincount(np.asarray(lengths, dtype=np.int64)), max_length)
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, max_length: int) -> LengthPrior:
+        """From a length histogram, counts[L] records of length L (token_store's `length_counts`)."""
         present = np.flatnonzero(counts)
         return cls(dict(zip(present.tolist(), counts[present].tolist(), strict=True)), int(max_length))
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from protein_sedd.data.fasta import FastaRecord
-from protein_sedd.data.token_store import BLOCK, TokenStore
+from protein_sedd.data.token_store import BLOCK, INDEX, TokenStore, check_record_count
 from protein_sedd.errors import UserError
 
 SPLITS = ("train", "valid", "test")
@@ -80,6 +80,7 @@ def split_store(
         )
     if method not in SPLIT_METHODS:
         raise UserError(f"data.split={method!r}: choose one of {', '.join(SPLIT_METHODS)}")
+    check_record_count(len(store))
     counts = {"n_length_filtered": 0, "n_duplicates_removed": 0}
     blocks = _kept_blocks(store, min_length, max_length, dedupe, counts)
     if method == "id_hash":
@@ -107,20 +108,20 @@ def _check_any_left(n_kept: int, min_length: int, max_length: int | None) -> Non
 
 
 def _kept_blocks(store: TokenStore, min_length: int, max_length: int | None, dedupe: bool, counts: dict):
-    """Store indices that pass the length filter (and dedupe), a block of records at a time (temporaries
-    of a few MB whatever the file's size); what was dropped is counted into `counts`."""
+    """Store indices (int32) that pass the length filter (and dedupe), a block of records at a time
+    (temporaries of a few MB whatever the file's size); what was dropped is counted into `counts`."""
     for start in range(0, len(store), BLOCK):
         stop = min(start + BLOCK, len(store))
-        lengths = np.diff(store.offsets[start : stop + 1])
+        lengths = np.diff(store.rows("offsets", start, stop + 1))
         inside = lengths >= min_length
         if max_length is not None:
             inside &= lengths <= max_length
         counts["n_length_filtered"] += len(lengths) - int(inside.sum())
         if dedupe:  # copies share their length: the first copy is inside the filter when any copy is
-            unique = inside & store.first_copy[start:stop]
+            unique = inside & store.rows("first_copy", start, stop)
             counts["n_duplicates_removed"] += int(inside.sum() - unique.sum())
             inside = unique
-        yield start + np.flatnonzero(inside)
+        yield (start + np.flatnonzero(inside)).astype(INDEX)
 
 
 def _by_sequence_hash(store: TokenStore, kept: np.ndarray, valid_fraction, test_fraction, seed, dedupe):
@@ -149,20 +150,26 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 def id_hash_codes(store: TokenStore, indices: np.ndarray, seed: int) -> np.ndarray:
     """u(r) in [0, 1) of each record (see the module docstring), float64."""
     salt = _splitmix64(np.array([seed], dtype=np.uint64))[0]
-    keys = np.ascontiguousarray(store.id_hash[indices, :8]).view("<u8").reshape(-1)
+    keys = np.ascontiguousarray(store.gather("id_hash", indices)[:, :8]).view("<u8").reshape(-1)
     mixed = _splitmix64(keys ^ salt)  # uint64 arithmetic wraps, as splitmix64 wants
     return (mixed >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _by_id_hash(store: TokenStore, blocks, valid_fraction, test_fraction, seed, min_length, max_length):
-    parts: dict[str, list[np.ndarray]] = {name: [np.zeros(0, np.int64)] for name in SPLITS}
+    # train, most of the records, is written in place into room for every record (pages never written
+    # are never resident) rather than gathered in pieces and copied: no second copy of it, even briefly
+    train, n_train = np.empty(len(store), INDEX), 0
+    parts: dict[str, list[np.ndarray]] = {name: [np.zeros(0, INDEX)] for name in ("valid", "test")}
     for block in blocks:
         u = id_hash_codes(store, block, seed)
         test, valid = u < test_fraction, (u >= test_fraction) & (u < test_fraction + valid_fraction)
         parts["test"].append(block[test])
         parts["valid"].append(block[valid])
-        parts["train"].append(block[~(test | valid)])
-    train, valid, test = (np.concatenate(parts[name]) for name in SPLITS)
+        chosen = block[~(test | valid)]
+        train[n_train : n_train + len(chosen)] = chosen
+        n_train += len(chosen)
+    train = train[:n_train]
+    valid, test = (np.concatenate(parts[name]) for name in ("valid", "test"))
     n_kept = len(train) + len(valid) + len(test)
     _check_any_left(n_kept, min_length, max_length)
     if not len(train):

@@ -133,9 +133,9 @@ def _length_entry(cfg: DictConfig, prepared, train_records) -> dict:
     fragments are filtered, data/family.py) and, in words, which records it counts."""
     family = prepared.family
     if family is None:
-        return LengthPrior.from_lengths(train_records.lengths(), cfg.model.max_length).to_config()
+        return LengthPrior.from_counts(train_records.length_counts(), cfg.model.max_length).to_config()
     members = family.length_members(train_records.indices)
-    prior = LengthPrior.from_lengths(family.store.lengths[members], cfg.model.max_length)
+    prior = LengthPrior.from_counts(family.store.length_counts(members), cfg.model.max_length)
     return {**prior.to_config(), "source": family.length_source(train_records.indices)}
 
 

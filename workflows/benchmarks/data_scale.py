@@ -10,8 +10,10 @@ repository), then, each in a fresh process and with its own token cache (XDG_CAC
 2. cold: `protein-sedd train --max-steps N` with an empty cache of its own: peak RSS, tokenising included;
 3. warm: the same command on another run, the cache now built: seconds from process start to the first
    training step (the first metrics.csv row; python and torch start-up included) and peak RSS;
-4. prepare: `prepare_splits` alone on the built cache (hash the FASTA, verify the cache, split), timed
-   inside the process: the part of the warm start that the data costs.
+4. prepare: `prepare_splits` alone on the built cache (find the FASTA's cache, verify it, split) and the
+   first epoch's order, timed inside the process: the part of the warm start that the data costs; and
+   the resident memory (anonymous and mapped file pages, /proc/self/statm) they add, which divided by
+   the record count is the data's bytes per record.
 
 Peak RSS is the child's ru_maxrss. Everything runs on the CPU with model=tiny, batch 8, data.split=id_hash.
 """
@@ -70,6 +72,23 @@ print(json.dumps({"rc": process.returncode, "seconds": time.time() - start, "fir
 """
 
 
+# the data's share of a warm start, in time and in resident memory (what stays resident, not the peak)
+PREPARE = """
+import os, time
+from omegaconf import OmegaConf
+from protein_sedd.data.batches import epoch_order
+from protein_sedd.data.prepare import prepare_splits
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+cfg = OmegaConf.create({{"name": "fasta", "fasta": {fasta!r}, "dedupe": True, "split": "id_hash",
+                        "valid_fraction": 0.02, "test_fraction": 0.05, "split_seed": 0, "min_length": 1}})
+before, start = rss_mb(), time.perf_counter()
+prepared = prepare_splits(cfg, 1024)
+order = epoch_order(len(prepared.splits.train), 0, 0)
+print(time.perf_counter() - start, rss_mb() - before)
+"""
+
+
 def measured(command: list[str], env: dict, metrics: Path | None = None) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", MEASURE, str(metrics) if metrics else "-", *command],
@@ -113,13 +132,7 @@ def bench(work: Path, n: int, steps: int) -> dict:
     tokenised = measured([sys.executable, "-c", code], env)
     tokenise_s = float(seconds.read_text())
     env["XDG_CACHE_HOME"] = str(folder / "cache_train")
-    code = (
-        "import time; from omegaconf import OmegaConf; from protein_sedd.data.prepare import prepare_splits\n"
-        f"cfg = OmegaConf.create({{'name': 'fasta', 'fasta': {str(fasta)!r}, 'dedupe': True,"
-        " 'split': 'id_hash', 'valid_fraction': 0.02, 'test_fraction': 0.05, 'split_seed': 0,"
-        " 'min_length': 1})\n"
-        "start = time.perf_counter(); prepare_splits(cfg, 1024); print(time.perf_counter() - start)"
-    )
+    code = PREPARE.format(fasta=str(fasta))
     runs = {}
     for name in ("cold", "warm"):
         run = folder / f"run_{name}"
@@ -141,7 +154,8 @@ def bench(work: Path, n: int, steps: int) -> dict:
         "train_warm_peak_rss_mb": round(runs["warm"]["peak_rss_mb"]),
         "first_step_s_warm": round(runs["warm"]["first_step_s"], 2),
         "train_total_s_warm": round(runs["warm"]["seconds"], 1),
-        "prepare_s_warm": round(float(prepare.stdout.split()[-1]), 2),
+        "prepare_s_warm": round(float(prepare.stdout.split()[-2]), 2),
+        "prepare_rss_added_mb": round(float(prepare.stdout.split()[-1]), 1),
     }
 
 
