@@ -30,6 +30,7 @@ from protein_sedd.data.batches import batches_in_order, encode_all
 from protein_sedd.data.datasets import sha256_of
 from protein_sedd.data.design_request import DesignRequest, DesignStarts
 from protein_sedd.data.fasta import FastaRecord, normalised_sequence, write_fasta
+from protein_sedd.data.focus_columns import FocusMapping, design_sequence
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.devices import inference_autocast, select_device
 from protein_sedd.diffusion.graph import build_graph
@@ -113,6 +114,8 @@ class ProteinSEDD:
         self.graph = build_graph(self.config.graph.name, ALPHABET)
         self.noise = build_noise(self.config.noise)
         self.length_prior = LengthPrior.from_config(self.config)
+        # a focus_columns model (data/focus_columns.py): its sequences are rows over the focus columns
+        self.focus = FocusMapping.from_config(self.config, f"{self.path}: ")
 
     @property
     def name(self) -> str:
@@ -224,6 +227,12 @@ class ProteinSEDD:
         check_controls_apply(self.graph, controls)  # before any work
         ranks = ranks or Distributed()
         starts, note = starts
+        if self.focus is not None:  # it designs rows over its columns: every start must be one
+            self.focus.check_rows(
+                ((f"design {i}", len(row)) for i, row in enumerate(starts, start=1)),
+                f"give no length (or length {len(self.focus.positions)}), and a template or fixed "
+                "sequence as a row over the focus columns (X at deletions)",
+            )
         began = time.perf_counter()
         with _StepProgress(progress, ranks, steps * _own_batches(len(starts), batch_size, ranks)) as advance:
             designed = list(
@@ -240,9 +249,13 @@ class ProteinSEDD:
         guided = guidance is not None
         sampling = f" sampler={self.sampler_that_runs(predictor, sampler, guided)}{controls.note()}"
         sampling += guidance.note() if guided else ""
+        if self.focus is not None:  # a row of column letters: the protein is the row without its X
+            sequences = [(design_sequence(s), f"{note} aligned_length={len(s)}") for s in sequences]
+        else:
+            sequences = [(s, note) for s in sequences]
         designs = Designs(
-            Design(f"design_{i:04d}", s, len(s), steps, seed, predictor, self.name, note, sampling)
-            for i, s in enumerate(sequences, start=1)
+            Design(f"design_{i:04d}", s, len(s), steps, seed, predictor, self.name, row_note, sampling)
+            for i, (s, row_note) in enumerate(sequences, start=1)
         )
         designs.network_passes, designs.seconds = network_passes, time.perf_counter() - began
         designs.guide_passes = guidance.rows_run if guided else 0
@@ -277,7 +290,7 @@ class ProteinSEDD:
 
         check_int("t_samples", t_samples, 1, 10_000)
         check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-        ids, texts = _ids_and_sequences(sequences, self.config.model.max_length)
+        ids, texts = _ids_and_sequences(sequences, self.config.model.max_length, self.focus)
         tokens = encode_all(texts)
         total, error = sequence_scores(
             self.network, self.graph, self.length_prior, tokens, t_samples=t_samples, batch_size=batch_size,
@@ -365,6 +378,8 @@ class ProteinSEDD:
 
         check_guide_settings(steps, batch_size, lr, seed, valid_fraction)
         labelled = labels if isinstance(labels, Labelled) else labelled_from(labels, fasta)
+        if self.focus is not None:
+            self.focus.check_rows(zip(labelled.where, map(len, labelled.sequences), strict=True))
         return train_guide(
             self, labelled, task, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
             valid_fraction=valid_fraction, device=self.device, on_step=on_step,
@@ -386,7 +401,7 @@ class ProteinSEDD:
         if pool not in ("mean", None):
             raise UserError(f"pool={pool!r}: choose 'mean' or None")
         check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-        _, texts = _ids_and_sequences(sequences, self.config.model.max_length)
+        _, texts = _ids_and_sequences(sequences, self.config.model.max_length, self.focus)
         tokens = encode_all(texts)
         states: list[torch.Tensor | None] = [None] * len(tokens)
         for index, x, lengths in batches_in_order(tokens, batch_size, ALPHABET.pad_index):
@@ -521,8 +536,9 @@ def load_guide(folder: str | Path, device: str | torch.device = "auto"):
     return load_folder(folder, device if isinstance(device, torch.device) else select_device(device))
 
 
-def _ids_and_sequences(sequences, max_length: int) -> tuple[list[str], list[str]]:
-    """Accept plain strings (ids seq_1, seq_2, ...) or records with .id and .sequence; normalise and check."""
+def _ids_and_sequences(sequences, max_length: int, focus=None) -> tuple[list[str], list[str]]:
+    """Accept plain strings (ids seq_1, seq_2, ...) or records with .id and .sequence; normalise and check
+    (for a focus_columns model, `focus`, that each is a row over its focus columns)."""
     if isinstance(sequences, (str, bytes)):
         raise UserError("give a list of sequences, not one string")
     ids, texts = [], []
@@ -532,6 +548,8 @@ def _ids_and_sequences(sequences, max_length: int) -> tuple[list[str], list[str]
         if not isinstance(raw, str):
             raise UserError(f"sequence {number}: expected a string, got {type(raw).__name__}")
         text = normalised_sequence(raw, f"sequence {ident!r}")
+        if focus is not None:
+            focus.check_rows([(f"sequence {ident!r}", len(text))])
         if len(text) > max_length:
             raise UserError(
                 f"sequence {ident!r}: {len(text)} residues, longer than the model context ({max_length})"

@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.family import LENGTH_PRIORS as LENGTH_PRIOR_CHOICES
 from protein_sedd.data.family import WEIGHTS as WEIGHT_CHOICES
+from protein_sedd.data.focus_columns import REPRESENTATIONS, FocusMapping
 from protein_sedd.data.splits import SPLIT_METHODS
 from protein_sedd.errors import UserError
 from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, MAX_TRAIN_STEPS
@@ -184,6 +185,7 @@ def check_family_keys(where: str, data: dict) -> None:
     """The alignment keys (data/family.py), optional: a config from before them lacks them."""
     weights, identity = data.get("weights", "none"), data.get("weight_identity", 0.8)
     coverage, prior, focus = data.get("min_coverage", 0.0), data.get("length_prior", "all"), data.get("focus")
+    representation = data.get("representation", "sequence")
 
     def number_in(value, low, high) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
@@ -207,6 +209,10 @@ def check_family_keys(where: str, data: dict) -> None:
             (
                 focus is None or isinstance(focus, (str, int)) and not isinstance(focus, bool),
                 f"data.focus={focus!r}: expected a record id",
+            ),
+            (
+                representation in REPRESENTATIONS,
+                f"data.representation={representation!r}: choose {' or '.join(REPRESENTATIONS)}",
             ),
         ],
     )
@@ -309,6 +315,7 @@ def validate_checkpoint_config(cfg, path) -> None:
             raise UserError(f"{where}{name}: expected a mapping, found {type(plain[name]).__name__}")
     if "data" in plain:
         check_data(where, plain["data"])
+        FocusMapping.from_config(plain, where)  # a focus_columns model's record of its focus
     if plain.get("lengths", {}).get("histogram") is not None:
         check_histogram(where, plain["lengths"]["histogram"])
     step = plain.get("step", 0)

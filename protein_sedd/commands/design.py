@@ -196,6 +196,12 @@ def design(
         )
         if request.draws_lengths:
             _log(console, f"lengths: drawn from the training length distribution of {_length_source(model)}")
+        if model.focus is not None:
+            _log(
+                console,
+                f"representation focus_columns: each design is a row over the {len(model.focus.positions)} "
+                "focus columns, written with its X (deletions) removed (aligned_length= in the header)",
+            )
         designs = model.design_starts(
             starts,
             steps=steps,

@@ -111,6 +111,7 @@ def evaluate(
 ) -> None:
     """Held-out -log p(x) in nats/sequence and bits/residue: the ELBO bound (SEDD) or exact NLL (model=ar)."""
     from protein_sedd.checkpoint import load_checkpoint
+    from protein_sedd.data.focus_columns import FocusMapping
     from protein_sedd.evaluation.likelihood import check_lengths, likelihood_report
 
     if dataset is not None and fasta is not None:
@@ -135,6 +136,9 @@ def evaluate(
     dev = select_device(device)
     loaded = load_checkpoint(checkpoint, dev)
     records, source = _records(loaded, dataset, split, fasta)
+    focus = FocusMapping.from_config(loaded.config)
+    if focus is not None and fasta is not None:  # the split's records are rows already; a file's must be
+        focus.check_rows((f"{fasta}: record {r.id!r}", len(r.sequence)) for r in records)
     check_lengths(records, int(loaded.config.model.max_length), source)
 
     console = Console(stderr=True)

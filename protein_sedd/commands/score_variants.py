@@ -107,6 +107,7 @@ def score_variants(
         network_passes,
         parse_variants,
         read_variants,
+        scoring_plan,
         spearman_interval,
     )
 
@@ -129,31 +130,44 @@ def score_variants(
     with cpu_threads(threads) as n_threads:
         model = load(checkpoint, requested)
         max_length = int(model.config.model.max_length)
-        if len(record.sequence) > max_length:
+        if model.focus is None and len(record.sequence) > max_length:
             raise UserError(
                 f"--wildtype {wildtype}: record {record.id!r} has {len(record.sequence)} residues, longer "
                 f"than the model context ({max_length}) of {model.path}"
             )
+        # a focus_columns model scores the focus's column row: the wild type must be that focus
+        where = f"--wildtype {wildtype}: record {record.id!r}"
+        plan = scoring_plan(model.focus, record.sequence, parsed, where)
         from protein_sedd.progress import LoopProgress
 
         console = Console(stderr=True)
-        total = network_passes(record.sequence, parsed, method, t_samples, model.is_autoregressive)
+        total = network_passes(plan.sequence, plan.variants, method, t_samples, model.is_autoregressive)
+        length = f"{len(record.sequence)} residues"
+        if model.focus is not None:
+            length += f", scored on its {len(plan.sequence)} focus columns"
         console.print(
-            f"score-variants: {len(parsed)} variants of {record.id} ({len(record.sequence)} residues), "
+            f"score-variants: {len(parsed)} variants of {record.id} ({length}), "
             f"method {method}, device {model.device.type}, {n_threads} CPU thread{'s' * (n_threads > 1)}, "
             f"checkpoint {model.path}",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
+        if plan.n_unscored:
+            console.print(
+                f"{plan.n_unscored} of {len(parsed)} variants not scored (empty score): "
+                f"{plan.unscored_reason}",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
         with LoopProgress(console, "sequence passes", total) as progress:
             scores = model.score_variants(
                 record.sequence, table, method, t_samples=t_samples, seed=seed, batch_size=batch_size,
                 progress=progress.advance,
             )  # fmt: skip
     correlation = None
-    if measured is not None:
+    if measured is not None:  # over the scored variants (an unscored one is NaN; the summary counts them)
+        scored = scores["score"].notna().to_numpy()
         correlation = spearman_interval(
-            scores["score"].to_numpy(), measured, resamples=BOOTSTRAP_RESAMPLES, confidence=CONFIDENCE,
-            seed=seed,
+            scores["score"].to_numpy()[scored], measured[scored], resamples=BOOTSTRAP_RESAMPLES,
+            confidence=CONFIDENCE, seed=seed,
         ).as_dict()  # fmt: skip
     report = {
         "command": COMMAND,
@@ -162,6 +176,8 @@ def score_variants(
         "variants": str(variants),
         "n_variants": len(parsed),
         "n_multi_mutants": sum(len(v.positions) > 1 for v in parsed),
+        "n_not_scored": plan.n_unscored,
+        "not_scored_reason": plan.unscored_reason,
         "method": method,
         "note": scores.attrs["note"],
         "t_samples": t_samples if method == "elbo" and not model.is_autoregressive else None,
@@ -192,6 +208,8 @@ def _print_table(report: dict, out: Path, summary: Path) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("variants", str(report["n_variants"]))
+    if report["n_not_scored"]:
+        table.add_row("not scored (outside the focus columns)", str(report["n_not_scored"]))
     per_variant = report["network_passes_per_variant"]
     table.add_row("network passes", f"{report['network_passes']} ({per_variant:.3g} per variant)")
     table.add_row("seconds", f"{report['seconds']:.1f}")

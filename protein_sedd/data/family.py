@@ -24,6 +24,7 @@ import numpy as np
 
 from protein_sedd.atomic import atomic_path
 from protein_sedd.data.alignment import is_alignment_file, read_sequences
+from protein_sedd.data.focus_columns import column_records, residue_ranges
 from protein_sedd.data.fragments import FULL_LENGTH, coverage, full_length
 from protein_sedd.data.length_prior import median_of_counts
 from protein_sedd.data.token_cache import token_cache_root
@@ -40,6 +41,7 @@ LEGACY = {
     "min_coverage": 0.0,
     "length_prior": "all",
     "focus": None,
+    "representation": "sequence",
 }
 
 
@@ -50,6 +52,7 @@ class FamilyPolicy:
     min_coverage: float
     length_prior: str  # full_length or all
     focus: str | None
+    representation: str  # sequence or focus_columns (data/focus_columns.py)
 
     @classmethod
     def resolve(cls, data_cfg, aligned: bool) -> FamilyPolicy:
@@ -65,7 +68,8 @@ class FamilyPolicy:
             length_prior = "full_length" if min_coverage > 0 else "all"
         focus = get("focus")  # an id such as ColabFold's query '101' arrives from the command line as an int
         focus = None if focus is None else str(focus)
-        return cls(weights, float(get("weight_identity")), min_coverage, length_prior, focus)
+        identity = float(get("weight_identity"))
+        return cls(weights, identity, min_coverage, length_prior, focus, str(get("representation")))
 
 
 @dataclass
@@ -126,6 +130,8 @@ class FamilyData:
         text = f"data: {stats.get('format', 'fasta')}"
         if "focus" in stats:
             text += f", focus {stats['focus']} ({stats['n_focus_columns']} columns)"
+        if policy.representation == "focus_columns":
+            text += "; records: rows over the focus columns (X = gap, insertions dropped)"
         if policy.min_coverage > 0:
             text += f"; {stats['n_fragments_filtered']} fragments (coverage < {policy.min_coverage}) dropped"
         if self.weights is None:
@@ -157,6 +163,11 @@ def family_data(data_cfg, source: Path, store_of_fasta) -> tuple[FamilyData, str
         policy = FamilyPolicy.resolve(data_cfg, False)
         if policy.focus is not None:
             raise UserError(f"data.focus={policy.focus}: {source} is not an alignment; drop data.focus")
+    if policy.representation == "focus_columns" and not (data is not None and data.aligned):
+        raise UserError(
+            f"data.representation=focus_columns needs an alignment (A2M, A3M, Stockholm or aligned FASTA); "
+            f"{source} is unaligned FASTA: align it, or drop the override"
+        )
     if data is not None and data.aligned:
         return _aligned_family(data, policy, int(data_cfg.min_length)), data.sha256
     if data is not None:  # a gapped first record, yet not an alignment: the records as FASTA gives them
@@ -174,7 +185,10 @@ def _aligned_family(data, policy: FamilyPolicy, min_length: int) -> FamilyData:
             f"data.min_coverage={policy.min_coverage}: every record covers less of the focus "
             f"{data.focus_id!r}; lower it or check data.focus"
         )
-    store = TokenStore.from_records([data.records[i] for i in keep])
+    records = [data.records[i] for i in keep]
+    if policy.representation == "focus_columns":  # rows over the focus columns, X at gaps
+        records = column_records(records, data.columns[keep])
+    store = TokenStore.from_records(records)
     weights = None
     if policy.weights != "none":
         choices = (data.format, data.focus_id, policy.min_coverage, policy.weight_identity)
@@ -188,6 +202,13 @@ def _aligned_family(data, policy: FamilyPolicy, min_length: int) -> FamilyData:
         "n_focus_columns": int(data.columns.shape[1]),
         "n_alignment_records": len(data.records),
     }
+    if policy.representation == "focus_columns":  # what maps a wild type onto the columns later
+        focus_sequence = data.records[data.focus_index].sequence
+        stats.update(
+            representation="focus_columns",
+            focus_sequence=focus_sequence,
+            focus_residues=residue_ranges(data.focus_positions),
+        )
     family = FamilyData(store, covered[keep], weights, policy, min_length, stats)
     return _described(family, len(data.records) - len(keep))
 

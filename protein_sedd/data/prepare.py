@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from protein_sedd.data.datasets import resolve_dataset_path, sha256_of
 from protein_sedd.data.family import FamilyData, family_data
+from protein_sedd.data.focus_columns import check_fits
 from protein_sedd.data.splits import SPLIT_METHODS, Splits, split_store
 from protein_sedd.data.token_cache import token_cache
 
@@ -57,6 +58,8 @@ def prepare_splits(data_cfg, max_length: int, option: str | None = "--fasta PATH
     # FASTA: one read to build the token cache (a named pipe works too); an alignment: read in memory,
     # fragments dropped and weights computed (family.py)
     family, sha256 = family_data(data_cfg, source, token_cache)
+    if family.stats.get("representation") == "focus_columns":  # every record is one column-row long
+        check_fits(family.stats["n_focus_columns"], max_length, source)
     splits = split_store(
         family.store,
         valid_fraction=data_cfg.valid_fraction,

@@ -26,6 +26,11 @@ sequence scored alone (batch size 1, same seed). Cost: K passes per distinct mut
 for the wild type. For the autoregressive baseline (`model=ar`) the same method is the exact
 log-likelihood ratio, one pass per sequence, with standard error 0.
 
+**Focus-columns models** (`data.representation=focus_columns`, data/focus_columns.py) read sequences
+as rows over an alignment's focus columns. The wild type must be the recorded focus sequence; each
+variant's positions are mapped to their columns and scored, by either method, on the focus's column row
+(its residues at the focus columns). A variant touching a position without a column gets no score (NaN).
+
 **Spearman's rho** with a measured score (`DMS_score`): the Pearson correlation of the average ranks,
 with a percentile bootstrap interval (variants resampled with replacement, `resamples` times, seeded).
 """
@@ -232,6 +237,36 @@ def read_variants(path: Path) -> pd.DataFrame:
 
 
 # -- scoring -----------------------------------------------------------------------------------------------
+@dataclass
+class ScoringPlan:
+    """What the network scores: `sequence` (the wild type, or a focus_columns model's column row), the
+    `variants` in its coordinates, and each one's index in the full list (`rows`); the rest go unscored."""
+
+    sequence: str
+    variants: list[Variant]
+    rows: np.ndarray
+    n_unscored: int = 0
+    unscored_reason: str | None = None
+
+
+def scoring_plan(
+    focus, wildtype: str, variants: Sequence[Variant], where: str = "the wild type"
+) -> ScoringPlan:
+    """`focus`: the model's FocusMapping, or None (a sequence model: every variant on the wild type)."""
+    if focus is None:
+        return ScoringPlan(wildtype, list(variants), np.arange(len(variants)))
+    focus.check_wildtype(wildtype, where)
+    mapped, rows = [], []
+    for index, variant in enumerate(variants):
+        columns = focus.column_positions(variant.positions)  # ascending, as the positions are
+        if columns is not None:
+            mapped.append(Variant(variant.mutant, columns, variant.wild, variant.new))
+            rows.append(index)
+    unscored = len(variants) - len(rows)
+    reason = f"a mutated position outside the {len(focus.positions)} focus columns" if unscored else None
+    return ScoringPlan(focus.row, mapped, np.array(rows, dtype=np.int64), unscored, reason)
+
+
 @torch.no_grad()
 def masked_marginal_scores(
     network, graph, wildtype: str, variants: Sequence[Variant], *, batch_size: int, progress=None
@@ -315,15 +350,18 @@ def score_table(
     """`table` with `score` (and for elbo `standard_error`) after `mutant`, the other columns carried.
 
     `model` is a loaded `ProteinSEDD`. The frame's `attrs` hold the method, its note, the network passes
-    (sequence passes) and the seconds taken.
+    (sequence passes), the seconds taken, and how many variants have no score and why (`n_unscored`,
+    `unscored_reason`: a focus_columns model's positions without a column; their score is NaN).
     """
     check_variant_settings(method, t_samples, seed, batch_size)
     max_length = int(model.config.model.max_length)
-    if len(wildtype) > max_length:
+    focus = model.focus
+    if focus is None and len(wildtype) > max_length:
         raise UserError(
             f"the wild type has {len(wildtype)} residues, longer than the model context ({max_length})"
         )
     variants = parse_variants(wildtype, table, where)
+    plan = scoring_plan(focus, wildtype, variants)
     taken = [c for c in OUTPUT_COLUMNS if c in table.columns]
     if taken:
         raise UserError(f"the variants already have a column {taken[0]!r}, which the output adds")
@@ -335,24 +373,31 @@ def score_table(
                 "elbo), for it the exact log-likelihood ratio"
             )
         result = masked_marginal_scores(
-            model.network, model.graph, wildtype, variants, batch_size=batch_size, progress=progress
+            model.network, model.graph, plan.sequence, plan.variants, batch_size=batch_size, progress=progress
         )
     else:
         result = elbo_difference_scores(
-            model.network, model.graph, model.length_prior, wildtype, variants, t_samples=t_samples,
+            model.network, model.graph, model.length_prior, plan.sequence, plan.variants, t_samples=t_samples,
             seed=seed, batch_size=batch_size, progress=progress,
         )  # fmt: skip
-    out = pd.DataFrame({"mutant": [v.mutant for v in variants], "score": result.score})
+    out = pd.DataFrame({"mutant": [v.mutant for v in variants], "score": _scattered(result.score, plan)})
     if result.standard_error is not None:
-        out["standard_error"] = result.standard_error
+        out["standard_error"] = _scattered(result.standard_error, plan)
     for column in table.columns:
         if column != "mutant":
             out[column] = table[column].to_numpy()
     out.attrs.update(
         method=method, note=result.note, network_passes=result.network_passes,
-        seconds=time.perf_counter() - began,
+        seconds=time.perf_counter() - began, n_unscored=plan.n_unscored, unscored_reason=plan.unscored_reason,
     )  # fmt: skip
     return out
+
+
+def _scattered(values: np.ndarray, plan: ScoringPlan) -> np.ndarray:
+    """The scored variants' values at their rows of the full list, NaN at the unscored ones."""
+    full = np.full(len(plan.rows) + plan.n_unscored, np.nan)
+    full[plan.rows] = values
+    return full
 
 
 def network_passes(

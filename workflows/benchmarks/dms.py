@@ -13,7 +13,11 @@ stage (`score-variants`'s code), and records the CPU seconds each stage took. Ar
 
 - weighted: the alignment defaults, redundancy weights at 80% identity and fragments (< 50% coverage of
   the focus columns) filtered;
-- plain: every row, unweighted (`data.weights=none data.min_coverage=0`).
+- plain: every row, unweighted (`data.weights=none data.min_coverage=0`);
+- columns: the weighted arm trained on each row restricted to the focus columns
+  (`data.representation=focus_columns`: one letter per column, X at gaps, insertions dropped;
+  model.max_length is the column count unless --max-length says otherwise). `score-variants`'s code maps
+  the scan's positions onto the columns; variants outside them have no score.
 
 Baselines from the same alignment: the site-independent model (column frequencies of the focus columns
 with pseudocount 0.5, weighted and unweighted) and the autoregressive model's exact log-likelihood
@@ -41,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 ARMS = {
     "weighted": ["data.weights=identity", "data.min_coverage=0.5"],
     "plain": ["data.weights=none", "data.min_coverage=0"],
+    "columns": ["data.weights=identity", "data.min_coverage=0.5", "data.representation=focus_columns"],
 }
 
 
@@ -95,11 +100,16 @@ def model_scores(run: Path, wildtype: str, variants: pd.DataFrame, method: str, 
 
 
 def correlations(scores, measured, in_columns) -> dict:
+    """rho over the variants in focus columns and over all; "all" is None for a model that leaves some
+    unscored (a focus_columns model scores none outside the columns)."""
+    import numpy as np
+
     from protein_sedd.evaluation.variants import spearman_interval
 
+    every = None if np.isnan(scores).any() else spearman_interval(scores, measured).as_dict()
     return {
         "focus columns": spearman_interval(scores[in_columns], measured[in_columns]).as_dict(),
-        "all": spearman_interval(scores, measured).as_dict(),
+        "all": every,
     }
 
 
@@ -143,10 +153,12 @@ def benchmark(args) -> dict:
         results["rows"].append(row | {"rho": correlations(score, measured, in_columns)})
 
     max_length = args.max_length or max(len(r.sequence) for r in family.records)
-    extra = [f"model.max_length={max_length}", f"trainer.batch_size={args.batch_size}"]
+    column_length = args.max_length or len(family.focus_positions)  # a focus_columns record's length
+    extra = [f"trainer.batch_size={args.batch_size}"]
     extra += [f"trainer.checkpoint_every={min(args.steps)}", f"trainer.val_every={min(args.steps)}"]
     extra += args.override
     results["overrides"] = extra
+    results["max_length"] = {"sequence arms": max_length, "columns arm": column_length}
     if args.checkpoint:
         score = model_scores(args.checkpoint, wildtype, variants, "masked-marginal", args.threads)
         row = {"method": f"SEDD masked marginal, {args.checkpoint}", "steps": None, "cpu_seconds": 0.0}
@@ -159,15 +171,19 @@ def benchmark(args) -> dict:
 
     for arm in args.arms:
         run, total = work / f"sedd-{arm}", 0.0
+        length = column_length if arm == "columns" else max_length
         for steps in args.steps:
-            total += train_stage(args.alignment, run, steps, args.threads, extra + ARMS[arm])
+            arm_extra = [f"model.max_length={length}", *extra, *ARMS[arm]]
+            total += train_stage(args.alignment, run, steps, args.threads, arm_extra)
             label = f"SEDD masked marginal, {arm}"
             results["rows"].append(scored_stage(run, steps, total, label, "masked-marginal", scoring))
             _save(work, results)
     if args.ar:
         steps, arm = max(args.steps), args.arms[0]
         run = work / f"ar-{arm}"
-        seconds = train_stage(args.alignment, run, steps, args.threads, [*extra, "model=ar", *ARMS[arm]])
+        length = column_length if arm == "columns" else max_length
+        ar_extra = [f"model.max_length={length}", *extra, "model=ar", *ARMS[arm]]
+        seconds = train_stage(args.alignment, run, steps, args.threads, ar_extra)
         label = f"AR log-likelihood ratio, {arm}"
         results["rows"].append(scored_stage(run, steps, seconds, label, "elbo", scoring))
     _save(work, results)
@@ -193,7 +209,7 @@ def show(results: dict) -> None:
     for row in results["rows"]:
         minutes = f"{row['cpu_seconds'] / 60:.1f}"
         every = row["rho"]["all"]
-        all_variants = "-" if row["method"].startswith("site") else _interval(every)
+        all_variants = "-" if row["method"].startswith("site") or every is None else _interval(every)
         table.add_row(
             row["method"], str(row["steps"]), minutes, _interval(row["rho"]["focus columns"]), all_variants
         )

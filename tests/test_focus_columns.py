@@ -1,0 +1,258 @@
+"""The focus_columns representation (`data.representation=focus_columns`): records are alignment rows over
+the focus columns (X at gaps, insertions dropped); the run records its focus, which maps a wild type and its
+variants onto the columns; designs are rows with their X removed."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+import protein_sedd
+from protein_sedd.data.fasta import read_fasta
+from protein_sedd.data.focus_columns import parse_residue_ranges, residue_ranges
+from protein_sedd.data.prepare import prepare_splits
+from protein_sedd.errors import UserError
+from protein_sedd.evaluation.variants import Variant, elbo_difference_scores, masked_marginal_scores
+
+from .conftest import run_cli
+from .test_alignment import _a2m_rows, _a3m, _data_cfg, _one_line_error, _quick_train
+
+# (id, match columns, {column index: insertion after it}): the focus itself has an insertion ('gg' after
+# its 4th column), so its residues 5 and 6 (1-based) have no column
+ROWS = [
+    ("focus", "MKVLSGHEWR", {3: "gg"}),
+    ("h1", "MKVLAGHEWR", {}),
+    ("h2", "MRV-QGHDWR", {7: "p"}),
+    ("h3", "--VLAGHEW-", {}),
+    ("h4", "MKILSGWEWR", {5: "k"}),
+]
+FOCUS_SEQUENCE = "MKVLGGSGHEWR"  # every letter of the focus row
+FOCUS_ROW = "MKVLSGHEWR"  # its residues at the 10 focus columns
+RECORDS = {"focus": FOCUS_ROW, "h1": "MKVLAGHEWR", "h2": "MRVXQGHDWR", "h3": "XXVLAGHEWX", "h4": "MKILSGWEWR"}
+
+
+def _forms(folder: Path) -> dict[str, Path]:
+    a2m = _a2m_rows(ROWS)
+    texts = {
+        "a2m": "".join(f">{i}\n{row}\n" for i, row in a2m),
+        "a3m": _a3m(ROWS),
+        "sto": "# STOCKHOLM 1.0\n" + "".join(f"{i:8s}{row}\n" for i, row in a2m) + "//\n",
+    }
+    paths = {}
+    for suffix, text in texts.items():
+        paths[suffix] = folder / f"family.{suffix}"
+        paths[suffix].write_text(text)
+    return paths
+
+
+def test_residue_ranges_round_trip_and_refuse_malformed_text():
+    assert residue_ranges(np.array([0, 1, 2, 5, 7, 8])) == "1-3,6,8-9"
+    assert parse_residue_ranges("1-3,6,8-9").tolist() == [0, 1, 2, 5, 7, 8]
+    for bad in ("0-3", "3-1", "1-3,2-5", "a-b", ""):
+        with pytest.raises(ValueError):
+            parse_residue_ranges(bad)
+
+
+@pytest.mark.parametrize("form", ["a2m", "a3m", "sto"])
+def test_records_are_rows_over_the_focus_columns(tmp_path, form):
+    path = _forms(tmp_path)[form]
+    prepared = prepare_splits(_data_cfg(path, representation="focus_columns"), max_length=10)
+    train = prepared.splits.train
+    assert {r.id: r.sequence for r in train} == RECORDS  # X at gaps, insertions (gg, p, k) dropped
+    stats = prepared.splits.stats
+    assert stats["representation"] == "focus_columns" and stats["focus_sequence"] == FOCUS_SEQUENCE
+    assert stats["focus_residues"] == "1-4,7-12"
+    # coverage and weights are those of the columns, as for sequence records
+    sequence = prepare_splits(_data_cfg(path), max_length=100)
+    assert prepared.family.coverage.tolist() == sequence.family.coverage.tolist() == [1, 1, 0.9, 0.7, 1]
+    assert prepared.family.weights.tolist() == sequence.family.weights.tolist()
+    assert [r.sequence for r in sequence.splits.train][0] == FOCUS_SEQUENCE  # the default: real sequences
+
+
+def test_dedupe_works_on_the_column_rows(tmp_path):
+    """Two rows that differ only in an insertion are one record over the columns."""
+    path = tmp_path / "dup.a3m"
+    path.write_text(">focus\nMKVLSGHEWR\n>copy\nMKVLaaSGHEWR\n>other\nMKVLAGHEWR\n")
+    prepared = prepare_splits(_data_cfg(path, representation="focus_columns"), max_length=10)
+    assert [r.id for r in prepared.splits.train] == ["focus", "other"]
+    assert prepared.splits.stats["n_duplicates_removed"] == 1
+
+
+def test_config_mistakes_exit_2_with_one_line(tmp_path, capsys):
+    path = _forms(tmp_path)["a2m"]
+    run = tmp_path / "run"
+    line = _one_line_error(capsys, ["train", "--fasta", path, "--out", run, "data.representation=rows"])
+    assert "data.representation='rows': choose sequence or focus_columns" in line
+    fasta = tmp_path / "plain.fa"
+    fasta.write_text(">a\nMKVLSGHEWR\n>b\nMKVLAGHEWR\n")
+    line = _one_line_error(
+        capsys, ["train", "--fasta", fasta, "--out", run, "data.representation=focus_columns"]
+    )
+    assert "data.representation=focus_columns needs an alignment" in line and str(fasta) in line
+    line = _one_line_error(
+        capsys,
+        ["train", "--fasta", path, "--out", run, "data.representation=focus_columns", "model.max_length=8"],
+    )
+    assert "model.max_length=8 is shorter than the 10 focus columns" in line
+    assert "set model.max_length=10 or more" in line
+    assert not run.exists()  # no partial outputs
+
+
+@pytest.fixture(scope="module")
+def columns_run(tmp_path_factory) -> Path:
+    """A focus_columns run of the family above, two steps (seconds): any weights will do."""
+    root = tmp_path_factory.mktemp("columns")
+    path = _forms(root)["a2m"]
+    args = [*_quick_train(path, root / "run", 2), "data.representation=focus_columns", "model.max_length=10"]
+    assert run_cli(args)[0] == 0
+    return root / "run"
+
+
+def test_the_focus_mapping_survives_load_save_resume_and_init_from(columns_run, tmp_path, capsys):
+    model = protein_sedd.load(columns_run, "cpu")
+    assert model.focus.sequence == FOCUS_SEQUENCE and model.focus.row == FOCUS_ROW
+    assert model.focus.positions.tolist() == [0, 1, 2, 3, 6, 7, 8, 9, 10, 11]
+    saved = protein_sedd.load(model.save_pretrained(tmp_path / "saved"), "cpu")
+    assert saved.focus.sequence == FOCUS_SEQUENCE and saved.focus.row == FOCUS_ROW
+    run = tmp_path / "run"
+    shutil.copytree(columns_run, run)
+    code, _, err = run_cli(["train", "--out", run, "--resume", "--max-steps", 4], capsys)
+    assert code == 0, err
+    assert "records: rows over the focus columns (X = gap, insertions dropped)" in err  # the log says so
+    resumed = protein_sedd.load(run, "cpu")
+    assert resumed.config.step == 4 and resumed.focus.row == FOCUS_ROW
+    path = Path(OmegaConf.load(columns_run / "config.yaml").dataset.source)
+    child = tmp_path / "child"
+    args = [*_quick_train(path, child, 2), "--init-from", columns_run, "data.representation=focus_columns"]
+    assert run_cli([*args, "model.max_length=10"])[0] == 0
+    assert protein_sedd.load(child, "cpu").focus.row == FOCUS_ROW
+
+
+def test_a_damaged_focus_record_is_refused_naming_the_key(columns_run, tmp_path):
+    folder = tmp_path / "damaged"
+    shutil.copytree(columns_run / "checkpoint", folder)
+    config = OmegaConf.load(folder / "config.yaml")
+    config.dataset.focus_residues = "1-4,7-30"  # beyond the 12-residue focus
+    OmegaConf.save(config, folder / "config.yaml")
+    with pytest.raises(UserError, match=r"dataset.focus_residues='1-4,7-30' reaches beyond"):
+        protein_sedd.load(folder, "cpu")
+    del config.dataset.focus_sequence
+    OmegaConf.save(config, folder / "config.yaml")
+    with pytest.raises(UserError, match=r"needs dataset.focus_sequence and dataset.focus_residues"):
+        protein_sedd.load(folder, "cpu")
+
+
+MUTANTS = ["M1A", "S7A", "G5A", "M1A:S7W", "K2R:G6A", "E10D"]
+# their positions on the focus's columns (G5 and G6 are the focus's insertion: no column)
+ON_COLUMNS = {"M1A": (0,), "S7A": (4,), "M1A:S7W": (0, 4), "E10D": (7,)}
+
+
+def _expected(scores) -> list[float]:
+    by_mutant = dict(zip(ON_COLUMNS, scores, strict=True))
+    return [by_mutant.get(m, math.nan) for m in MUTANTS]
+
+
+def _column_variants() -> list[Variant]:
+    wild = {"M1A": "M", "S7A": "S", "M1A:S7W": "MS", "E10D": "E"}
+    new = {"M1A": "A", "S7A": "A", "M1A:S7W": "AW", "E10D": "D"}
+    return [Variant(m, ON_COLUMNS[m], wild[m], new[m]) for m in ON_COLUMNS]
+
+
+def test_variants_are_scored_on_the_focus_row_at_their_columns(columns_run):
+    model = protein_sedd.load(columns_run, "cpu")
+    frame = model.score_variants(FOCUS_SEQUENCE, MUTANTS)
+    direct = masked_marginal_scores(model.network, model.graph, FOCUS_ROW, _column_variants(), batch_size=8)
+    assert frame["score"].tolist() == pytest.approx(_expected(direct.score), abs=1e-9, nan_ok=True)
+    assert frame.attrs["n_unscored"] == 2 and "outside the 10 focus columns" in frame.attrs["unscored_reason"]
+    assert frame.attrs["network_passes"] == 4  # {0}, {4}, {0, 4}, {7}: the unscored take none
+    elbo = model.score_variants(FOCUS_SEQUENCE, MUTANTS, "elbo", t_samples=4, seed=3)
+    expected = elbo_difference_scores(
+        model.network, model.graph, model.length_prior, FOCUS_ROW, _column_variants(), t_samples=4, seed=3,
+        batch_size=64,
+    )  # fmt: skip
+    assert elbo["score"].tolist() == pytest.approx(_expected(expected.score), abs=1e-9, nan_ok=True)
+    assert elbo["standard_error"].isna().tolist() == [False, False, True, False, True, False]
+
+
+def test_a_wild_type_other_than_the_focus_is_refused(columns_run):
+    model = protein_sedd.load(columns_run, "cpu")
+    with pytest.raises(UserError, match=r"10 residues, the focus has 12\); give the alignment.s focus"):
+        model.score_variants(FOCUS_ROW, ["M1A"])
+    with pytest.raises(UserError, match=r"position 12 is 'A', the focus has 'R'"):
+        model.score_variants(FOCUS_SEQUENCE[:-1] + "A", ["M1A"])
+
+
+def test_the_command_leaves_unscored_variants_empty_and_counts_them(columns_run, tmp_path, capsys):
+    wildtype = tmp_path / "wt.fasta"
+    wildtype.write_text(f">focus\n{FOCUS_SEQUENCE}\n")
+    variants = tmp_path / "dms.csv"
+    measured = [0.1, 0.5, 0.2, 0.9, 0.4, 0.3]
+    rows = zip(MUTANTS, measured, strict=True)
+    variants.write_text("mutant,DMS_score\n" + "".join(f"{m},{d}\n" for m, d in rows))
+    out = tmp_path / "scores.csv"
+    args = ["score-variants", "--checkpoint", columns_run, "--wildtype", wildtype, "--variants", variants]
+    code, _, err = run_cli([*args, "--out", out, "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert "2 of 6 variants not scored (empty score): a mutated position outside the 10 focus" in err
+    lines = out.read_text().splitlines()
+    assert lines[3].startswith("G5A,,") and lines[5].startswith("K2R:G6A,,")  # empty, not 'nan'
+    summary = json.loads((tmp_path / "scores.summary.json").read_text())
+    assert summary["n_not_scored"] == 2 and "focus columns" in summary["not_scored_reason"]
+    scores = pd.read_csv(out)["score"].to_numpy()
+    scored = ~np.isnan(scores)
+    from protein_sedd.evaluation.variants import spearman
+
+    rho = summary["spearman_vs_DMS_score"]
+    assert rho["n"] == 4 and rho["rho"] == pytest.approx(spearman(scores[scored], np.array(measured)[scored]))
+    wildtype.write_text(f">raw\n{FOCUS_ROW}\n")  # the focus's column row is not the wild type
+    variants.write_text("mutant\nM1A\n")  # a mutant that fits it
+    line = _one_line_error(capsys, [*args, "--out", tmp_path / "other.csv", "--device", "cpu"])
+    assert f"--wildtype {wildtype}: record 'raw': not the focus sequence" in line and "10 residues" in line
+    assert not (tmp_path / "other.csv").exists()
+
+
+def test_designs_are_column_rows_with_their_x_removed(columns_run, tmp_path, capsys):
+    out = tmp_path / "designs.fasta"
+    args = ["design", "--checkpoint", columns_run, "--n", 24, "--steps", 2, "--out", out, "--seed", 1]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "each design is a row over the 10 focus columns, written with its X (deletions) removed" in err
+    designs = read_fasta(out)
+    assert all("aligned_length=10" in r.description for r in designs)
+    assert all("X" not in r.sequence and 0 < len(r.sequence) <= 10 for r in designs)
+    # the template fixes four X (deletions): each design is its six designed letters without their X
+    model = protein_sedd.load(columns_run, "cpu")
+    templated = model.design(8, steps=2, seed=0, template="XXVLXX____", progress=False)
+    for design in templated:
+        assert design.sequence.startswith("VL") and "X" not in design.sequence and design.length <= 6
+        assert design.header.endswith(" aligned_length=10")
+
+
+def test_raw_sequences_are_refused_where_the_model_reads_column_rows(columns_run, tmp_path, capsys):
+    """score, embed, evaluate --fasta, design --length and train-guide take rows over the 10 columns;
+    the focus's raw sequence (12 letters) would be read as columns it does not fill."""
+    model = protein_sedd.load(columns_run, "cpu")
+    row_error = "12 letters, but this focus_columns model reads rows over its 10 focus columns"
+    for call in (lambda: model.score([FOCUS_SEQUENCE]), lambda: model.embed([FOCUS_SEQUENCE])):
+        with pytest.raises(UserError, match=f"sequence 'seq_1': {row_error}"):
+            call()
+    assert len(model.score([FOCUS_ROW, RECORDS["h3"]], t_samples=2)) == 2  # rows are scored
+    with pytest.raises(UserError, match="design 1: 8 letters.*give no length \\(or length 10\\)"):
+        model.design(2, steps=2, length=8, progress=False)
+    rows = [*RECORDS.values(), "MKVLSGHEWX", "MKVLSGHEXX"]
+    labels = pd.DataFrame({"sequence": [*rows, FOCUS_SEQUENCE], "label": [0, 1] * 4})
+    with pytest.raises(UserError, match=row_error):
+        model.train_guide(labels, steps=1)
+    raw = tmp_path / "raw.fasta"
+    raw.write_text(f">raw\n{FOCUS_SEQUENCE}\n")
+    out = tmp_path / "scores.csv"
+    args = ["evaluate", "--checkpoint", columns_run, "--fasta", raw, "--csv", out, "--device", "cpu"]
+    line = _one_line_error(capsys, args)
+    assert f"{raw}: record 'raw': {row_error}" in line and not out.exists()
