@@ -46,10 +46,10 @@ def _a2m_rows(rows=ROWS) -> list[tuple[str, str]]:
     ]
 
 
-def _write_forms(folder: Path) -> dict[str, Path]:
-    a2m = _a2m_rows()
+def _write_forms(folder: Path, rows=ROWS) -> dict[str, Path]:
+    a2m = _a2m_rows(rows)
     forms = {
-        "a3m": _a3m(),
+        "a3m": _a3m(rows),
         "a2m": "".join(f">{i}\n{row}\n" for i, row in a2m),
         "afa": "".join(f">{i}\n{row.upper().replace('.', '-')}\n" for i, row in a2m),
         "sto": "# STOCKHOLM 1.0\n" + "".join(f"{i:8s}{row}\n" for i, row in a2m) + "//\n",

@@ -22,7 +22,7 @@ from protein_sedd.errors import UserError
 from protein_sedd.evaluation.variants import Variant, elbo_difference_scores, masked_marginal_scores
 
 from .conftest import run_cli
-from .test_alignment import _a2m_rows, _a3m, _data_cfg, _one_line_error, _quick_train
+from .test_alignment import _data_cfg, _one_line_error, _quick_train, _write_forms
 
 # (id, match columns, {column index: insertion after it}): the focus itself has an insertion ('gg' after
 # its 4th column), so its residues 5 and 6 (1-based) have no column
@@ -38,20 +38,6 @@ FOCUS_ROW = "MKVLSGHEWR"  # its residues at the 10 focus columns
 RECORDS = {"focus": FOCUS_ROW, "h1": "MKVLAGHEWR", "h2": "MRVXQGHDWR", "h3": "XXVLAGHEWX", "h4": "MKILSGWEWR"}
 
 
-def _forms(folder: Path) -> dict[str, Path]:
-    a2m = _a2m_rows(ROWS)
-    texts = {
-        "a2m": "".join(f">{i}\n{row}\n" for i, row in a2m),
-        "a3m": _a3m(ROWS),
-        "sto": "# STOCKHOLM 1.0\n" + "".join(f"{i:8s}{row}\n" for i, row in a2m) + "//\n",
-    }
-    paths = {}
-    for suffix, text in texts.items():
-        paths[suffix] = folder / f"family.{suffix}"
-        paths[suffix].write_text(text)
-    return paths
-
-
 def test_residue_ranges_round_trip_and_refuse_malformed_text():
     assert residue_ranges(np.array([0, 1, 2, 5, 7, 8])) == "1-3,6,8-9"
     assert parse_residue_ranges("1-3,6,8-9").tolist() == [0, 1, 2, 5, 7, 8]
@@ -62,7 +48,7 @@ def test_residue_ranges_round_trip_and_refuse_malformed_text():
 
 @pytest.mark.parametrize("form", ["a2m", "a3m", "sto"])
 def test_records_are_rows_over_the_focus_columns(tmp_path, form):
-    path = _forms(tmp_path)[form]
+    path = _write_forms(tmp_path, ROWS)[form]
     prepared = prepare_splits(_data_cfg(path, representation="focus_columns"), max_length=10)
     train = prepared.splits.train
     assert {r.id: r.sequence for r in train} == RECORDS  # X at gaps, insertions (gg, p, k) dropped
@@ -86,7 +72,7 @@ def test_dedupe_works_on_the_column_rows(tmp_path):
 
 
 def test_config_mistakes_exit_2_with_one_line(tmp_path, capsys):
-    path = _forms(tmp_path)["a2m"]
+    path = _write_forms(tmp_path, ROWS)["a2m"]
     run = tmp_path / "run"
     line = _one_line_error(capsys, ["train", "--fasta", path, "--out", run, "data.representation=rows"])
     assert "data.representation='rows': choose sequence or focus_columns" in line
@@ -109,7 +95,7 @@ def test_config_mistakes_exit_2_with_one_line(tmp_path, capsys):
 def columns_run(tmp_path_factory) -> Path:
     """A focus_columns run of the family above, two steps (seconds): any weights will do."""
     root = tmp_path_factory.mktemp("columns")
-    path = _forms(root)["a2m"]
+    path = _write_forms(root, ROWS)["a2m"]
     args = [*_quick_train(path, root / "run", 2), "data.representation=focus_columns", "model.max_length=10"]
     assert run_cli(args)[0] == 0
     return root / "run"
