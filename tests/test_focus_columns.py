@@ -187,6 +187,7 @@ def test_the_command_leaves_unscored_variants_empty_and_counts_them(columns_run,
     code, _, err = run_cli([*args, "--out", out, "--device", "cpu"], capsys)
     assert code == 0, err
     assert "2 of 6 variants not scored (empty score): a mutated position outside the 10 focus" in err
+    assert "data.representation=focus_columns usually scores" not in err  # the hint is for sequence models
     lines = out.read_text().splitlines()
     assert lines[3].startswith("G5A,,") and lines[5].startswith("K2R:G6A,,")  # empty, not 'nan'
     summary = json.loads((tmp_path / "scores.summary.json").read_text())
@@ -242,3 +243,30 @@ def test_raw_sequences_are_refused_where_the_model_reads_column_rows(columns_run
     args = ["evaluate", "--checkpoint", columns_run, "--fasta", raw, "--csv", out, "--device", "cpu"]
     line = _one_line_error(capsys, args)
     assert f"{raw}: record 'raw': {row_error}" in line and not out.exists()
+
+
+def test_score_variants_points_a_sequence_model_of_an_alignment_to_focus_columns(tmp_path, capsys):
+    path = _write_forms(tmp_path, ROWS)["a2m"]
+    assert run_cli([*_quick_train(path, tmp_path / "run", 2), "model.max_length=12"])[0] == 0
+    wildtype = tmp_path / "wt.fasta"
+    wildtype.write_text(f">focus\n{FOCUS_SEQUENCE}\n")
+    variants = tmp_path / "dms.csv"
+    variants.write_text("mutant\nK2R\nG5A\n")
+    args = [
+        "score-variants",
+        "--checkpoint",
+        tmp_path / "run",
+        "--wildtype",
+        wildtype,
+        "--variants",
+        variants,
+    ]
+    code, _, err = run_cli([*args, "--out", tmp_path / "scores.csv", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert (
+        "trained on the alignment's real sequences; a model trained with data.representation=focus_columns"
+        in err
+    )
+    assert (
+        pd.read_csv(tmp_path / "scores.csv")["score"].notna().all()
+    )  # a sequence model scores every position

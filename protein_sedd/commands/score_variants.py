@@ -100,6 +100,7 @@ def score_variants(
 ) -> None:
     """Score variants of a wild type zero-shot (nats, higher = fitter); Spearman's rho with DMS_score."""
     from protein_sedd.api import load
+    from protein_sedd.data.alignment import ALIGNMENT_FORMATS
     from protein_sedd.data.fasta import read_fasta
     from protein_sedd.evaluation.variants import (
         check_variant_settings,
@@ -151,6 +152,13 @@ def score_variants(
             f"checkpoint {model.path}",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
+        trained_on = (model.config.get("dataset") or {}).get("format")
+        if model.focus is None and trained_on in ALIGNMENT_FORMATS:  # the better choice, measured on PTEN
+            console.print(
+                "note: this model was trained on the alignment's real sequences; on the PTEN scan a model "
+                "trained with data.representation=focus_columns scored variants better (README: A real scan)",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
         if plan.n_unscored:
             console.print(
                 f"{plan.n_unscored} of {len(parsed)} variants not scored (empty score): "
