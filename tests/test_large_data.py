@@ -268,3 +268,16 @@ def test_the_build_finds_repeats_bucket_by_bucket_as_one_sort_does(tmp_path, mon
     fasta.write_text("".join(lines[:50] + [">s17 again\nMKV\n"] + lines[50:] + [">s3 x\nMKV\n"]))
     with pytest.raises(UserError, match=r"duplicate record id 's17' \(record 51\)"):
         token_cache(fasta)
+
+
+def test_a_cache_file_truncated_while_in_use_is_a_user_error(tmp_path):
+    """The stat memos skip re-hashing on open; a file cut short after that fails the read, in one line."""
+    path = _fasta(tmp_path / "seqs.fa", n=50)
+    store, sha256 = token_cache(path)
+    assert store.sequence(49) == read_fasta(path)[49].sequence  # read through pread
+    tokens = cache_module.cache_folder(sha256) / "tokens.bin"
+    os.truncate(tokens, tokens.stat().st_size - 5)
+    with pytest.raises(
+        UserError, match="tokens.bin: shorter than its manifest says; rebuild it with prepare-data"
+    ):
+        store.token_array(49)

@@ -144,7 +144,9 @@ class TokenStore:
             out.nbytes
             and os.preadv(handle.fileno(), [out.reshape(-1).view(np.uint8)], position) != out.nbytes
         ):
-            raise OSError(f"{source[0]}: shorter than its manifest says; rebuild the token cache")
+            raise UserError(
+                f"{source[0]}: shorter than its manifest says; rebuild it with prepare-data --verify"
+            )
         return out
 
     def gather(self, name: str, index: np.ndarray) -> np.ndarray:
