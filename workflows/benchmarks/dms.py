@@ -3,7 +3,7 @@
     python workflows/benchmarks/dms.py --alignment FAMILY.a2m --dms SCAN.csv --work DIR
     python workflows/benchmarks/dms.py ... --steps 500,1500 --arms weighted,plain --threads 2
     python workflows/benchmarks/dms.py ... --checkpoint RUN        # score a trained model, no training
-    python workflows/benchmarks/dms.py ... --override model.dropout=0.1   # any training override
+    python workflows/benchmarks/dms.py ... --override model.dropout=0.1   # any training override (last wins)
 
 The focus (first record, or --focus ID) is the wild type the scan's positions refer to (`mutant`
 such as `M1V`, 1-based, ProteinGym's format; `DMS_score` higher = fitter). For each arm the benchmark
@@ -156,8 +156,7 @@ def benchmark(args) -> dict:
     column_length = args.max_length or len(family.focus_positions)  # a focus_columns record's length
     extra = [f"trainer.batch_size={args.batch_size}"]
     extra += [f"trainer.checkpoint_every={min(args.steps)}", f"trainer.val_every={min(args.steps)}"]
-    extra += args.override
-    results["overrides"] = extra
+    results["overrides"] = [*extra, *args.override]
     results["max_length"] = {"sequence arms": max_length, "columns arm": column_length}
     if args.checkpoint:
         score = model_scores(args.checkpoint, wildtype, variants, "masked-marginal", args.threads)
@@ -173,7 +172,7 @@ def benchmark(args) -> dict:
         run, total = work / f"sedd-{arm}", 0.0
         length = column_length if arm == "columns" else max_length
         for steps in args.steps:
-            arm_extra = [f"model.max_length={length}", *extra, *ARMS[arm]]
+            arm_extra = [f"model.max_length={length}", *extra, *ARMS[arm], *args.override]  # the user's last
             total += train_stage(args.alignment, run, steps, args.threads, arm_extra)
             label = f"SEDD masked marginal, {arm}"
             results["rows"].append(scored_stage(run, steps, total, label, "masked-marginal", scoring))
@@ -182,7 +181,7 @@ def benchmark(args) -> dict:
         steps, arm = max(args.steps), args.arms[0]
         run = work / f"ar-{arm}"
         length = column_length if arm == "columns" else max_length
-        ar_extra = [f"model.max_length={length}", *extra, "model=ar", *ARMS[arm]]
+        ar_extra = [f"model.max_length={length}", *extra, "model=ar", *ARMS[arm], *args.override]
         seconds = train_stage(args.alignment, run, steps, args.threads, ar_extra)
         label = f"AR log-likelihood ratio, {arm}"
         results["rows"].append(scored_stage(run, steps, seconds, label, "elbo", scoring))
