@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 import protein_sedd
 from protein_sedd.data.fasta import read_fasta
-from protein_sedd.data.focus_columns import parse_residue_ranges, residue_ranges
+from protein_sedd.data.focus_columns import design_sequence, parse_residue_ranges, residue_ranges
 from protein_sedd.data.prepare import prepare_splits
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation.variants import Variant, elbo_difference_scores, masked_marginal_scores
@@ -36,6 +36,11 @@ ROWS = [
 FOCUS_SEQUENCE = "MKVLGGSGHEWR"  # every letter of the focus row
 FOCUS_ROW = "MKVLSGHEWR"  # its residues at the 10 focus columns
 RECORDS = {"focus": FOCUS_ROW, "h1": "MKVLAGHEWR", "h2": "MRVXQGHDWR", "h3": "XXVLAGHEWX", "h4": "MKILSGWEWR"}
+
+
+def test_a_design_row_loses_its_x_unless_nothing_would_be_left():
+    assert design_sequence("XMKXVX") == "MKV"
+    assert design_sequence("XXXX") == "XXXX"  # not an empty, unreadable FASTA record
 
 
 def test_residue_ranges_round_trip_and_refuse_malformed_text():

@@ -152,8 +152,9 @@ class FocusMapping:
 
 
 def design_sequence(row: str) -> str:
-    """A designed row of column letters as a protein: its X (deletions) dropped."""
-    return row.replace(GAP_LETTER, "")
+    """A designed row of column letters as a protein: its X (deletions) dropped. A row of nothing but X
+    is kept as it is: an empty record would make the designs file unreadable FASTA."""
+    return row.replace(GAP_LETTER, "") or row
 
 
 def check_fits(n_columns: int, max_length: int, source) -> None:
