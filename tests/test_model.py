@@ -14,7 +14,8 @@ def _config(name):
 
 
 @pytest.mark.parametrize(
-    "name, low, high", [("tiny", 0.8e6, 1.3e6), ("small", 6e6, 10e6), ("medium", 25e6, 40e6)]
+    "name, low, high",
+    [("family", 0.15e6, 0.3e6), ("tiny", 0.8e6, 1.3e6), ("small", 6e6, 10e6), ("medium", 25e6, 40e6)],
 )
 def test_model_sizes(name, low, high):
     assert low <= DDiT(_config(name)).num_parameters() <= high
