@@ -125,11 +125,13 @@ def _weights(run):
     return load_file(run / "checkpoint" / "model.safetensors")
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])  # dropout's generator is rewound and resumed too
 def test_sigterm_between_micro_batches_drops_the_partial_step_and_resumes_exactly(
-    tmp_path, capsys, monkeypatch
+    tmp_path, capsys, monkeypatch, dropout
 ):
     fasta = write_synthetic_fasta(tmp_path / "s.fa", n=200)
     extra = ["trainer.accumulate=4", "trainer.checkpoint_every=100", "trainer.val_every=100"]
+    extra.append(f"model.dropout={dropout}")
     assert run_cli(_quick_args(fasta, tmp_path / "whole", 4) + extra)[0] == 0
 
     real, calls = trainer.score_entropy_loss, []

@@ -13,9 +13,12 @@ from protein_sedd.training.state import TrainingState, noise_seed
 SEED = 5
 
 
-def _state(rank: int = 0, hidden_size: int = 16) -> TrainingState:
+def _state(rank: int = 0, hidden_size: int = 16, dropout: float = 0.0) -> TrainingState:
     torch.manual_seed(SEED)
-    model = DDiT(DDiTConfig(hidden_size=hidden_size, n_layers=1, n_heads=2, cond_dim=8, max_length=16))
+    config = DDiTConfig(
+        hidden_size=hidden_size, n_layers=1, n_heads=2, cond_dim=8, max_length=16, dropout=dropout
+    )
+    model = DDiT(config)
     tokens = [torch.randint(0, 20, (n,)) for n in (5, 7, 9, 6, 8, 4)]
     return TrainingState(
         model=model,
@@ -44,7 +47,9 @@ def test_a_loaded_state_continues_exactly_where_the_saved_one_stood(tmp_path):
     for _ in range(4):  # 8 of 6 sequences: into the second epoch
         _train_one_step(trained)
     saved = trained.state_dict()
-    assert set(saved) == {"step", "model", "ema", "optimizer", "batches", "generator", "early_stopping"}
+    assert set(saved) == {
+        "step", "model", "ema", "optimizer", "batches", "generator", "early_stopping", "dropout_rng",
+    }  # fmt: skip
     assert saved["step"] == 4 and saved["batches"] == {"epoch": 1, "offset": 2}
 
     torch.save(saved, tmp_path / TRAINER_STATE)  # what a checkpoint holds, read back as --resume reads it
@@ -92,13 +97,32 @@ def test_the_early_stopping_count_is_kept_and_optional(tmp_path):
     _refused(_state(), bad, tmp_path, "'early_stopping': 'bad_checks' must be a whole number >= 0")
 
 
+def test_with_dropout_a_loaded_state_draws_the_same_masks_as_the_run_that_saved_it(tmp_path):
+    """Dropout draws from the device's default generator, which the state saves beside the noise's."""
+    trained = _state(dropout=0.5)
+    for _ in range(3):
+        _train_one_step(trained)
+    torch.save(trained.state_dict(), tmp_path / TRAINER_STATE)
+    _train_one_step(trained)  # the next step of the run that saved (one process: the generator is shared)
+    fresh = _state(dropout=0.5)
+    torch.manual_seed(1234)  # what a new process's start leaves there
+    fresh.load_state_dict(load_trainer_state(tmp_path), tmp_path)
+    _train_one_step(fresh)
+    for name, tensor in trained.model.state_dict().items():
+        assert torch.equal(fresh.model.state_dict()[name], tensor), name
+    saved = torch.load(tmp_path / TRAINER_STATE, weights_only=True)
+    del saved["dropout_rng"]  # a checkpoint from before the key: still loads (dropout then reseeded)
+    _state(dropout=0.5).load_state_dict(saved, tmp_path)
+
+
 def test_rewind_draws_the_same_batches_and_noise_again():
     state = _state()
     start = state.position()
-    first = next(state.batches), torch.rand(4, generator=state.generator)
+    first = next(state.batches), torch.rand(4, generator=state.generator), torch.rand(4)
     state.rewind(start)
-    again = next(state.batches), torch.rand(4, generator=state.generator)
+    again = next(state.batches), torch.rand(4, generator=state.generator), torch.rand(4)
     assert torch.equal(first[0][0], again[0][0]) and torch.equal(first[1], again[1])
+    assert torch.equal(first[2], again[2])  # the dropout generator (the default one) rewinds too
 
 
 def _refused(state: TrainingState, saved, checkpoint_dir, *expected: str) -> None:

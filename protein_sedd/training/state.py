@@ -1,7 +1,10 @@
 """The training state: everything `--resume` needs to continue a run exactly where it stopped.
 
-Raw weights, EMA, optimiser, batch position, noise generator, step and the early-stopping count
-(optional: checkpoints from before `trainer.patience` lack it and start a fresh count). `state_dict()` is what
+Raw weights, EMA, optimiser, batch position, noise generator, step, the early-stopping count and the
+dropout generator (both optional: checkpoints from before `trainer.patience` lack the count and start a fresh
+one; those from before `dropout_rng` continue with a reseeded dropout generator, exact only at dropout 0).
+Dropout draws from the model device's default generator, not from the noise generator, so it is saved and
+rewound beside it. `state_dict()` is what
 trainer_state.pt holds, and `load_state_dict()` checks a loaded one against this run before taking any
 of it: the keys of trainer_state.pt and their checks live here and nowhere else.
 """
@@ -44,6 +47,7 @@ class TrainingState:
 
     def state_dict(self) -> dict:
         return {
+            "dropout_rng": _dropout_rng(self.model),
             "step": self.step,
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
@@ -71,6 +75,8 @@ class TrainingState:
             self.batches.load_state_dict(state["batches"])
             if self.rank == 0:
                 self.generator.set_state(state["generator"])
+                if "dropout_rng" in state:
+                    _set_dropout_rng(self.model, state["dropout_rng"])
         except (ValueError, RuntimeError, KeyError, TypeError) as err:
             first = " ".join(str(err).split())[:160]
             raise UserError(f"{path}: does not fit this run ({first})") from None
@@ -80,15 +86,34 @@ class TrainingState:
         if self.rank != 0:
             self.generator.manual_seed(noise_seed(self.seed, self.rank, self.step))
 
-    def position(self) -> tuple[dict, torch.Tensor]:
-        """Where the batches and the noise stand now; `rewind` goes back there."""
-        return self.batches.state_dict(), self.generator.get_state()
+    def position(self) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """Where the batches, the noise and dropout stand now; `rewind` goes back there."""
+        return self.batches.state_dict(), self.generator.get_state(), _dropout_rng(self.model)
 
-    def rewind(self, position: tuple[dict, torch.Tensor]) -> None:
-        """Back to an earlier `position`: the batches and noise drawn since are drawn again."""
-        batches, generator = position
+    def rewind(self, position: tuple[dict, torch.Tensor, torch.Tensor]) -> None:
+        """Back to an earlier `position`: the batches, noise and dropout masks drawn since are drawn again."""
+        batches, generator, dropout = position
         self.batches.load_state_dict(batches)
         self.generator.set_state(generator)
+        _set_dropout_rng(self.model, dropout)
+
+
+def _dropout_rng(model: torch.nn.Module) -> torch.Tensor:
+    """The state of the generator dropout draws from: the default one of the model's device."""
+    device = next(model.parameters()).device
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def _set_dropout_rng(model: torch.nn.Module, state: torch.Tensor) -> None:
+    """Take a saved dropout generator state; one from another kind of device (a GPU run resumed on a CPU)
+    does not fit this one's generator and is left: that run continues with a reseeded dropout generator."""
+    device = next(model.parameters()).device
+    if state.numel() != _dropout_rng(model).numel():
+        return
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
 
 
 def check_optimizer_shapes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -126,8 +151,9 @@ def check_state(state, path: Path) -> None:
     optimizer = state["optimizer"]
     if not isinstance(optimizer.get("state"), dict) or not isinstance(optimizer.get("param_groups"), list):
         fail("'optimizer' needs 'state' and 'param_groups'")
-    if state["generator"].dtype != torch.uint8:
-        fail("'generator' is not a generator state (uint8 tensor)")
+    for key in ("generator", "dropout_rng"):
+        if key in state and (not isinstance(state[key], torch.Tensor) or state[key].dtype != torch.uint8):
+            fail(f"{key!r} is not a generator state (uint8 tensor)")
     if "early_stopping" in state:
         problem = check_early_stopping_state(state["early_stopping"])
         if problem is not None:
