@@ -3,8 +3,8 @@ early stopping (`trainer.patience`, early_stopping.py); a fine-tuning run starts
 (`init_from`, init_from.py).
 
 Everything a run needs to continue lives in its checkpoint (weights, optimiser, EMA, batch position,
-noise generator, early-stopping count), so `--resume` continues exactly where the run stopped: on a CPU, a
-resumed run reaches the same weights as an uninterrupted one.
+noise and dropout generators, early-stopping count), so `--resume` continues exactly where the run stopped:
+on a CPU, a resumed run reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
