@@ -16,6 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 PLAIN_EVERY_S = 30.0
 
 
+def log_line(console: Console, text: str) -> None:
+    """One plain line: no rich markup (paths and ids may hold '['), no highlighting, never wrapped."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def format_duration(seconds: float) -> str:
     """12 s, 4m05s, 1h02m."""
     seconds = max(0, round(seconds))
@@ -54,7 +59,7 @@ class LoopProgress:
     def _print_line(self) -> None:
         self.last_line, self.shown = time.perf_counter(), self.done
         text = self.line(self.last_line - self.began)
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        log_line(self.console, text)
 
     def line(self, elapsed: float) -> str:
         """`steps: 1200/4096 (29%), 1m02s elapsed, ETA 2m28s`."""

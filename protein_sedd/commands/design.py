@@ -15,6 +15,7 @@ from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, selec
 from protein_sedd.distributed import check_devices, distributed
 from protein_sedd.errors import UserError
 from protein_sedd.outputs import check_output_file
+from protein_sedd.progress import log_line
 
 if TYPE_CHECKING:
     from protein_sedd.data.design_request import DesignRequest
@@ -61,10 +62,6 @@ def _sampler_note(model, predictor: str, sampler: str, cache: bool, guided: bool
     else:
         reason = "uniform graph" if model.graph.name == "uniform" else "time-conditioned network"
     return f"sampler steps (events do not apply: {reason}), {_cache_note(model, cache)}"
-
-
-def _log(console: Console, text: str) -> None:
-    console.print(text, soft_wrap=True, markup=False, highlight=False)  # paths may hold '[', never wrapped
 
 
 def design(
@@ -186,7 +183,7 @@ def design(
         starts = request.starts(model.length_prior, seed)  # length mistakes show before any work
         console = Console(stderr=True, quiet=not ranks.is_main)
         batches = math.ceil(n / batch_size)
-        _log(
+        log_line(
             console,
             f"design: {n} designs, {steps} steps, predictor {predictor}, "
             f"{_sampler_note(model, predictor, sampler, cache, guidance is not None)}{controls.note()}, "
@@ -195,9 +192,10 @@ def design(
             f"{_ranks_note(ranks.world_size, batches)}, checkpoint {model.path}",
         )
         if request.draws_lengths:
-            _log(console, f"lengths: drawn from the training length distribution of {_length_source(model)}")
+            source = _length_source(model)
+            log_line(console, f"lengths: drawn from the training length distribution of {source}")
         if model.focus is not None:
-            _log(
+            log_line(
                 console,
                 f"representation focus_columns: each design is a row over the {len(model.focus.positions)} "
                 "focus columns, written with its X (deletions) removed (aligned_length= in the header)",
@@ -217,7 +215,7 @@ def design(
     if not ranks.is_main:
         return  # rank 0 writes
     designs.write_fasta(out)
-    _log(
+    log_line(
         console,
         f"wrote {out}: {n} designs in {designs.seconds:.1f} s ({n / designs.seconds:.2f} designs/s); network "
         f"evaluations: {designs.network_passes} sequence passes (uncached: {n * (steps + 1)})"

@@ -18,6 +18,7 @@ from rich.table import Table
 from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 from protein_sedd.errors import UserError
 from protein_sedd.outputs import check_output_file
+from protein_sedd.progress import log_line
 
 COMMAND = "score-variants"
 BOOTSTRAP_RESAMPLES = 1000
@@ -146,25 +147,25 @@ def score_variants(
         length = f"{len(record.sequence)} residues"
         if model.focus is not None:
             length += f", scored on its {len(plan.sequence)} focus columns"
-        console.print(
+        log_line(
+            console,
             f"score-variants: {len(parsed)} variants of {record.id} ({length}), "
             f"method {method}, device {model.device.type}, {n_threads} CPU thread{'s' * (n_threads > 1)}, "
             f"checkpoint {model.path}",
-            markup=False, highlight=False, soft_wrap=True,
-        )  # fmt: skip
+        )
         trained_on = (model.config.get("dataset") or {}).get("format")
         if model.focus is None and trained_on in ALIGNMENT_FORMATS:  # the better choice, measured on PTEN
-            console.print(
+            log_line(
+                console,
                 "note: this model was trained on the alignment's real sequences; on the PTEN scan a model "
                 "trained with data.representation=focus_columns scored variants better (README: A real scan)",
-                markup=False, highlight=False, soft_wrap=True,
-            )  # fmt: skip
+            )
         if plan.n_unscored:
-            console.print(
+            log_line(
+                console,
                 f"{plan.n_unscored} of {len(parsed)} variants not scored (empty score): "
                 f"{plan.unscored_reason}",
-                markup=False, highlight=False, soft_wrap=True,
-            )  # fmt: skip
+            )
         with LoopProgress(console, "sequence passes", total) as progress:
             scores = model.score_variants(
                 record.sequence, table, method, t_samples=t_samples, seed=seed, batch_size=batch_size,
@@ -230,4 +231,4 @@ def _print_table(report: dict, out: Path, summary: Path) -> None:
             f"Spearman rho vs DMS_score (n={correlation['n']})", f"{correlation['rho']:.3f} {interval}"
         )
     Console().print(table)
-    Console().print(f"wrote {out} and {summary}", markup=False, highlight=False, soft_wrap=True)
+    log_line(Console(), f"wrote {out} and {summary}")

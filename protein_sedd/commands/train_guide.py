@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.progress import log_line
 
 COMMAND = "train-guide"
 
@@ -73,11 +74,11 @@ def train_guide(
         from protein_sedd.progress import LoopProgress
 
         console = Console(stderr=True)
-        console.print(
+        log_line(
+            console,
             f"train-guide: {len(labelled.sequences)} labelled sequences, task {task}, {steps} steps, device "
             f"{model.device.type}, {n_threads} CPU thread{'s' * (n_threads > 1)}, checkpoint {model.path}",
-            markup=False, highlight=False, soft_wrap=True,
-        )  # fmt: skip
+        )
         with LoopProgress(console, "guide steps", steps) as progress:
             guide = model.train_guide(
                 labelled, task=task, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
@@ -104,6 +105,6 @@ def _print_report(guide, out: Path) -> None:
         if key != "n":
             table.add_row(f"held out: {key.replace('_', ' ')}", f"{value:.3f}")
     Console().print(table)
-    Console().print(f"wrote {out}", markup=False, highlight=False, soft_wrap=True)
+    log_line(Console(), f"wrote {out}")
     if training["valid"] is None:
         Console(stderr=True).print("note: --valid-fraction 0 held nothing out; the guide is unmeasured")
