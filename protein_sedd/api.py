@@ -7,18 +7,15 @@
     vectors = model.embed([d.sequence for d in designs])  # [10, hidden_size]
     model.save_pretrained("my-model")                 # safetensors + config + provenance + model card
 
-The commands are thin wrappers over this module: `protein-sedd design` calls `ProteinSEDD.design`, so the
-same options and seed give the same sequences from the shell and from Python.
+`ProteinSEDD.design` and the `design` command build the same request and settings and call one function,
+`protein_sedd.design.run.design`, so the same options and seed give the same sequences from the shell and
+from Python.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,80 +25,22 @@ from protein_sedd.checkpoint import Checkpoint, load_checkpoint
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import batches_in_order, encode_all
 from protein_sedd.data.datasets import sha256_of
-from protein_sedd.data.design_request import DesignRequest, DesignStarts
-from protein_sedd.data.fasta import FastaRecord, normalised_sequence, write_fasta
-from protein_sedd.data.focus_columns import FocusMapping, design_sequence
+from protein_sedd.data.fasta import FastaRecord, normalised_sequence
+from protein_sedd.data.focus_columns import FocusMapping
 from protein_sedd.data.length_prior import LengthPrior
+from protein_sedd.design.records import Design, Designs
 from protein_sedd.devices import inference_autocast, select_device
 from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.diffusion.noise import build_noise
-from protein_sedd.diffusion.sampling import (
-    SAMPLERS,
-    cache_applies,
-    in_input_order,
-    sample_batches,
-    sampler_that_runs,
-)
-from protein_sedd.diffusion.sampling_controls import (
-    SamplingControls,
-    check_controls_apply,
-    check_sampling_controls,
-)
-from protein_sedd.diffusion.transitions import PREDICTORS
 from protein_sedd.distributed import Distributed
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation.likelihood import sequence_scores
-from protein_sedd.limits import MAX_BATCH_SIZE, MAX_DESIGN_SEED, MAX_DESIGNS, MAX_SAMPLING_STEPS, check_int
+from protein_sedd.limits import MAX_BATCH_SIZE, check_int
 
-DESIGN_HEADER = (
-    "{id} length={length} steps={steps} seed={seed} predictor={predictor} checkpoint={checkpoint}{sampling}"
-    "{note}"
-)
-# what `is_design_fasta` recognises: every header written from DESIGN_HEADER
-DESIGN_HEADER_PATTERN = re.compile(r">design_\d{4,} length=\d+ steps=\d+ seed=\d+ predictor=\S+ checkpoint=")
+__all__ = ["Design", "Designs", "ProteinSEDD", "load", "load_guide"]
+
 SCORE_COLUMNS = ["id", "sequence", "length", "nats", "bits_per_residue", "standard_error_nats"]
-
-
-@dataclass(frozen=True)
-class Design:
-    """One designed sequence and how it was made (the facts its FASTA header carries)."""
-
-    id: str  # design_0001, design_0002, ... in request order
-    sequence: str
-    length: int
-    steps: int
-    seed: int
-    predictor: str
-    checkpoint: str  # the model's name
-    note: str = ""  # infilling: ' source=ID redesign=10-30 designed=21' (empty for free design)
-    sampling: str = ""  # ' sampler=events', then ' temperature=T top_p=P' where not 1
-
-    @property
-    def header(self) -> str:
-        return DESIGN_HEADER.format(**self.__dict__)
-
-
-class Designs(list):
-    """The designs of one `design` call, in request order, with how much work they took."""
-
-    network_passes: int = 0  # sequence-network evaluations (events or cache: far fewer than n * (steps + 1))
-    guide_passes: int = 0  # guide forward + backward passes of sequences (this process's; 0 unguided)
-    seconds: float = 0.0
-
-    def write_fasta(self, path: str | Path) -> None:
-        """Write every design as FASTA (atomically: the file appears whole or not at all)."""
-        write_fasta(path, [(d.header, d.sequence) for d in self])
-
-
-def is_design_fasta(path: Path) -> bool:
-    """Whether `path` is a FASTA file written by `design` (every header a design header): ours to replace."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            headers = [line for line in handle if line.startswith(">")]
-    except (OSError, UnicodeDecodeError):
-        return False
-    return bool(headers) and all(DESIGN_HEADER_PATTERN.match(h) for h in headers)
 
 
 class ProteinSEDD:
@@ -188,86 +127,15 @@ class ProteinSEDD:
         power `guide_scale` (protein_sedd/guidance/reweighting.py); guided designs take the step loop, and
         `guide_scale=0` gives the unguided designs exactly.
         """
-        from protein_sedd.guidance.reweighting import guidance_for
+        from protein_sedd.design.request import DesignRequest
+        from protein_sedd.design.run import design
+        from protein_sedd.design.settings import DesignSettings
+        from protein_sedd.guidance.reweighting import Guidance
 
-        controls = check_design_settings(
-            n, steps, seed, batch_size, predictor, sampler=sampler, temperature=temperature, top_p=top_p
-        )
-        self.check_can_design()
-        guidance = guidance_for(self, guide, target, guide_scale)
-        lengths = tuple(int(x) for x in lengths) if lengths is not None else None
         request = DesignRequest(n, length, length_range, template, fix, redesign, lengths)
-        starts = request.starts(self.length_prior, seed)
-        return self.design_starts(
-            starts, steps=steps, seed=seed, batch_size=batch_size, predictor=predictor, cache=cache,
-            progress=progress, ranks=ranks, sampler=sampler, controls=controls, guidance=guidance,
-        )  # fmt: skip
-
-    def design_starts(
-        self,
-        starts: DesignStarts,
-        *,
-        steps: int,
-        seed: int,
-        batch_size: int,
-        predictor: str,
-        cache: bool,
-        progress: bool | Callable[[], None] = True,
-        ranks: Distributed | None = None,
-        sampler: str = "events",
-        controls: SamplingControls = SamplingControls(),
-        guidance=None,
-    ) -> Designs:
-        """`design` from start rows (`DesignRequest.starts`: the command builds them from its options).
-
-        `progress`: True for a bar (a log line every 30 s when stderr is no terminal), False for silence, or
-        a callable run once per sampling step. `guidance`: None or the guided rates of
-        `protein_sedd.guidance.reweighting.guidance_for`.
-        """
-        check_controls_apply(self.graph, controls)  # before any work
-        ranks = ranks or Distributed()
-        starts, note = starts
-        if self.focus is not None:  # it designs rows over its columns: every start must be one
-            self.focus.check_rows(
-                ((f"design {i}", len(row)) for i, row in enumerate(starts, start=1)),
-                f"give no length (or length {len(self.focus.positions)}), and a template or fixed "
-                "sequence as a row over the focus columns (X at deletions)",
-            )
-        began = time.perf_counter()
-        with _StepProgress(progress, ranks, steps * _own_batches(len(starts), batch_size, ranks)) as advance:
-            designed = list(
-                sample_batches(
-                    self.network, self.graph, self.noise, starts, steps=steps, seed=seed, predictor=predictor,
-                    cache=cache, batch_size=batch_size, runs_batch=ranks.owns, on_step=advance,
-                    sampler=sampler, controls=controls, guide=guidance,
-                )
-            )  # fmt: skip
-        gathered = ranks.gather(designed)
-        if gathered is None:
-            return Designs()  # not rank 0: rank 0 holds the designs
-        sequences, network_passes = in_input_order([b for part in gathered for b in part], len(starts))
-        guided = guidance is not None
-        sampling = f" sampler={self.sampler_that_runs(predictor, sampler, guided)}{controls.note()}"
-        sampling += guidance.note() if guided else ""
-        if self.focus is not None:  # a row of column letters: the protein is the row without its X
-            sequences = [(design_sequence(s), f"{note} aligned_length={len(s)}") for s in sequences]
-        else:
-            sequences = [(s, note) for s in sequences]
-        designs = Designs(
-            Design(f"design_{i:04d}", s, len(s), steps, seed, predictor, self.name, row_note, sampling)
-            for i, (s, row_note) in enumerate(sequences, start=1)
-        )
-        designs.network_passes, designs.seconds = network_passes, time.perf_counter() - began
-        designs.guide_passes = guidance.rows_run if guided else 0
-        return designs
-
-    def cache_applies(self) -> bool:
-        """Whether designing can reuse network outputs of unchanged sequences (time-independent absorbing)."""
-        return cache_applies(self.network, self.graph)
-
-    def sampler_that_runs(self, predictor: str, sampler: str, guided: bool = False) -> str:
-        """'events' where the event sampler applies and was asked for, else 'steps' (see `design`)."""
-        return sampler_that_runs(self.network, self.graph, predictor, sampler, guided)
+        settings = DesignSettings(steps, seed, batch_size, predictor, sampler, temperature, top_p, cache)
+        guidance = Guidance(guide, target, guide_scale)
+        return design(self, request, settings, guidance, ranks, progress)
 
     # -- score and embed ---------------------------------------------------------------------------------
     def score(
@@ -483,38 +351,6 @@ class ProteinSEDD:
         return provenance
 
 
-def check_design_settings(
-    n: int,
-    steps: int,
-    seed: int,
-    batch_size: int,
-    predictor: str,
-    *,
-    sampler: str = "events",
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    options: bool = False,
-) -> SamplingControls:
-    """The numbers, predictor, sampler and sampling controls of a design run, each within its bounds.
-
-    Messages name the Python arguments (`batch_size`), or with `options` the command's (`--batch-size`).
-    Returns the sampling controls (temperature, top-p).
-    """
-
-    def named(argument: str) -> str:
-        return f"--{argument.replace('_', '-')}" if options else argument
-
-    check_int(named("n"), n, 1, MAX_DESIGNS)
-    check_int(named("steps"), steps, 1, MAX_SAMPLING_STEPS)
-    check_int(named("seed"), seed, 0, MAX_DESIGN_SEED)
-    check_int(named("batch_size"), batch_size, 1, MAX_BATCH_SIZE)
-    if predictor not in PREDICTORS:
-        raise UserError(f"{named('predictor')} {predictor!r}: choose {' or '.join(PREDICTORS)}")
-    if sampler not in SAMPLERS:
-        raise UserError(f"{named('sampler')} {sampler!r}: choose {' or '.join(SAMPLERS)}")
-    return check_sampling_controls(temperature, top_p, options=options)
-
-
 def load(
     source: str | Path | None = None, device: str | torch.device = "auto", *, revision: str | None = None
 ) -> ProteinSEDD:
@@ -559,31 +395,3 @@ def _ids_and_sequences(sequences, max_length: int, focus=None) -> tuple[list[str
     if not texts:
         raise UserError("no sequences given")
     return ids, texts
-
-
-def _own_batches(n: int, batch_size: int, ranks: Distributed) -> int:
-    return sum(ranks.owns(b) for b in range(math.ceil(n / batch_size)))
-
-
-class _StepProgress:
-    """The per-step callback for `progress` (see ProteinSEDD.design_starts), as a context manager."""
-
-    def __init__(self, progress, ranks: Distributed, total: int):
-        self.progress, self.ranks, self.total, self.loop = progress, ranks, total, None
-
-    def __enter__(self) -> Callable[[], None]:
-        if callable(self.progress) and not isinstance(self.progress, bool):
-            return self.progress
-        if not self.progress or not self.ranks.is_main:
-            return lambda: None
-        from rich.console import Console
-
-        from protein_sedd.progress import LoopProgress
-
-        label = "design steps" if not self.ranks.enabled else "design steps (rank 0)"
-        self.loop = LoopProgress(Console(stderr=True), label, self.total).__enter__()
-        return self.loop.advance
-
-    def __exit__(self, *exc) -> None:
-        if self.loop is not None:
-            self.loop.__exit__(*exc)

@@ -23,10 +23,8 @@ from protein_sedd.config_checks import validate_checkpoint_config
 from protein_sedd.config_files import load_config_file
 from protein_sedd.errors import UserError
 from protein_sedd.model import DDiT, DDiTConfig
+from protein_sedd.model_folder import CHECKPOINT_DIR, CONFIG, WEIGHTS
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.yaml"
-CHECKPOINT_DIR = "checkpoint"  # inside a run directory
 BUNDLED_DIR = Path(__file__).resolve().parent / "pretrained"
 DEFAULT_MODEL = "acyp-tiny"
 
@@ -43,7 +41,8 @@ def bundled_checkpoint(name: str = DEFAULT_MODEL) -> Path:
     if not (path / WEIGHTS).is_file():
         raise UserError(
             f"no bundled model {name!r} in this installation; "
-            "pass --checkpoint RUN_DIR (a run directory from `protein-sedd train`)"
+            "pass {source} RUN_DIR (a run directory from `protein-sedd train`)",
+            field="source",
         )
     return path
 

@@ -14,7 +14,6 @@ try:  # typer >= 0.22 vendors click; older releases use the click package
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors
 
-from protein_sedd.distributed import is_main_process
 from protein_sedd.errors import UserError
 
 app = typer.Typer(
@@ -51,7 +50,19 @@ app.command("score-variants")(score_variants.score_variants)
 app.command("train-guide")(train_guide.train_guide)
 
 
+# A library error names the Python parameter (`UserError(field="batch_size")`); here it becomes the flag.
+# Every parameter is the flag of its name (batch_size -> --batch-size) except these:
+FLAGS = {"mutants": "--variants", "source": "--checkpoint"}  # load(source) is --checkpoint
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a library parameter."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
 def _fail(message: str) -> int:
+    from protein_sedd.distributed import is_main_process
+
     if is_main_process():  # N torchrun ranks meet the same mistake; one line is enough
         print(f"error: {message}", file=sys.stderr)
     return 2
@@ -63,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = command.main(args=argv, prog_name="protein-sedd", standalone_mode=False)
     except UserError as err:
-        return _fail(str(err))
+        return _fail(err.message(flag))
     except click_errors.NoArgsIsHelpError as err:
         print(err.ctx.get_help() if err.ctx else "", file=sys.stderr)
         return 2

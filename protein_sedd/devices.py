@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-
-import torch
+from typing import TYPE_CHECKING
 
 from protein_sedd.errors import UserError
+
+if TYPE_CHECKING:  # torch loads when a device or thread count is first set: after the entry point's settings
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda")
 THREADS_HELP = (
@@ -25,12 +27,16 @@ THREADS_HELP = (
 
 def select_device(name: str) -> torch.device:
     """`--device`: auto (CUDA when present), cpu or cuda."""
+    import torch
+
     if name not in DEVICES:
-        raise UserError(f"--device {name!r}: choose auto, cpu or cuda")
+        raise UserError(f"{{device}} {name!r}: choose auto, cpu or cuda", field="device")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+        raise UserError(
+            "{device} cuda: no CUDA device is available here; use {device} cpu or auto", field="device"
+        )
     return torch.device(name)
 
 
@@ -59,7 +65,9 @@ def check_threads(threads: int) -> None:
     cores = available_cores()
     if threads < 0 or threads > cores:
         raise UserError(
-            f"--threads {threads}: give 1 to {cores} (the cores this process may use), or 0 for the default"
+            f"{{threads}} {threads}: give 1 to {cores} (the cores this process may use), "
+            "or 0 for the default",
+            field="threads",
         )
 
 
@@ -68,6 +76,8 @@ def cpu_threads(threads: int) -> Iterator[int]:
     """Run the block with `threads` torch threads (0: `default_threads()`), then restore the count."""
     check_threads(threads)
     chosen = threads or default_threads()
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(chosen)
     try:
@@ -78,6 +88,8 @@ def cpu_threads(threads: int) -> Iterator[int]:
 
 def inference_autocast(device: torch.device):
     """Mixed precision for evaluation passes: bf16 autocast on CUDA, full precision on the CPU."""
+    import torch
+
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)

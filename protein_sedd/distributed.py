@@ -87,11 +87,11 @@ class Distributed:
             try:
                 payload[0] = ("ok", compute())
             except UserError as err:
-                payload[0] = ("error", str(err))
+                payload[0] = ("error", (err.template, err.fields))
         dist.broadcast_object_list(payload, src=0)
         kind, value = payload[0]
         if kind == "error":
-            raise UserError(value)  # printed by rank 0 only (see cli.main)
+            raise UserError(value[0], field=value[1])  # printed by rank 0 only (see cli.main)
         return value
 
     def barrier(self) -> None:

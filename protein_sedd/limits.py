@@ -6,6 +6,8 @@ The bounds are far above any sensible run; each message states the bound it enfo
 
 from __future__ import annotations
 
+import numbers
+
 from protein_sedd.errors import UserError
 
 MAX_DESIGNS = 10_000_000
@@ -21,7 +23,9 @@ MAX_TOKENS_PER_BATCH = 10_000_000
 MAX_CHUNK_SIZE = 1_000_000
 
 
-def check_int(option: str, value: int, low: int, high: int) -> None:
-    """`option value` must lie in [low, high]; the message names both ends."""
+def check_int(field: str, value: int, low: int, high: int) -> None:
+    """Parameter `field`'s `value` must be a whole number in [low, high]; the message names both ends."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise UserError(f"{{{field}}} {value!r}: must be a whole number in {low}..{high:_}", field=field)
     if not low <= value <= high:
-        raise UserError(f"{option} {value}: must be in {low}..{high:_}")
+        raise UserError(f"{{{field}}} {value}: must be in {low}..{high:_}", field=field)

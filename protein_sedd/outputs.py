@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from protein_sedd.atomic import write_json_atomic
-from protein_sedd.checkpoint import CONFIG, WEIGHTS
 from protein_sedd.errors import UserError
+from protein_sedd.model_folder import CONFIG, WEIGHTS
 from protein_sedd.paths import check_output_path
 
 STATE_DIR = ".protein-sedd"

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.data.design_starts import masked_starts
 from protein_sedd.data.fasta import read_fasta
+from protein_sedd.design.request import masked_starts
 from protein_sedd.diffusion import sampling
 from protein_sedd.diffusion.categorical import sample_categorical, uniforms
 from protein_sedd.diffusion.graph import build_graph

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.data.design_starts import masked_starts
 from protein_sedd.data.fasta import read_fasta
+from protein_sedd.design.request import masked_starts
 from protein_sedd.diffusion import event_sampling
 from protein_sedd.diffusion.event_sampling import draw_unmask_steps, unmask_step_probabilities
 from protein_sedd.diffusion.noise import GeometricNoise, LogLinearNoise
@@ -214,16 +214,19 @@ def test_every_sampler_draws_residues_from_the_reshaped_distribution(
 
 def test_controls_are_checked_and_refused_on_the_uniform_graph():
     for temperature, top_p, words in [
-        (0, 1.0, ["--temperature 0", "> 0"]),
-        (-1.5, 1.0, ["--temperature -1.5"]),
-        (float("nan"), 1.0, ["--temperature", "finite"]),
-        (1.0, 0.0, ["--top-p 0", "(0, 1]"]),
-        (1.0, 1.5, ["--top-p 1.5"]),
+        (0, 1.0, ["temperature 0", "> 0"]),
+        (-1.5, 1.0, ["temperature -1.5"]),
+        (float("nan"), 1.0, ["temperature", "finite"]),
+        (1.0, 0.0, ["top_p 0", "(0, 1]"]),
+        (1.0, 1.5, ["top_p 1.5"]),
     ]:
         with pytest.raises(UserError) as error:
-            check_sampling_controls(temperature, top_p, options=True)
+            check_sampling_controls(temperature, top_p)
         assert all(word in str(error.value) for word in words), str(error.value)
-    with pytest.raises(UserError, match="uniform graph"):
+        assert str(error.value).startswith(words[0]) and error.value.field in ("temperature", "top_p")
+        cli_words = error.value.message(lambda field: "--" + field.replace("_", "-"))
+        assert cli_words.startswith("--" + words[0].replace("top_p", "top-p")), cli_words
+    with pytest.raises(ValueError, match="absorbing graph"):  # DesignSettings refuses it for users
         sample(
             UniformOracle(), UNIFORM, GeometricNoise(), masked_starts([8]), steps=2, seed=0,
             controls=SamplingControls(temperature=0.5),

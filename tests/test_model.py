@@ -108,7 +108,7 @@ def test_context_length_is_enforced():
 def test_training_after_sampling_the_same_model():
     # sampling runs under inference_mode; the rotary tables it caches must not reach autograd
     from protein_sedd.data.alphabet import ALPHABET
-    from protein_sedd.data.design_starts import masked_starts
+    from protein_sedd.design.request import masked_starts
     from protein_sedd.diffusion.graph import build_graph
     from protein_sedd.diffusion.noise import LogLinearNoise
     from protein_sedd.diffusion.sampling import sample

@@ -8,8 +8,9 @@ import pytest
 import torch
 from rich.console import Console
 
-from protein_sedd import api, devices, progress
+from protein_sedd import devices, progress
 from protein_sedd.checkpoint import bundled_checkpoint
+from protein_sedd.design import run as design_run
 from protein_sedd.evaluation import folding, likelihood
 from protein_sedd.evaluation.tiny_esmfold import build_tiny_esmfold
 from protein_sedd.training import trainer
@@ -76,7 +77,7 @@ def test_design_and_evaluate_compute_with_the_chosen_threads(
     unpinned, monkeypatch, inputs, capsys, given, expected
 ):
     before = torch.get_num_threads()
-    sampled = _recording(monkeypatch, api, "sample_batches")
+    sampled = _recording(monkeypatch, design_run, "sample_batches")
     code, _, err = run_cli([*_command("design", inputs), *given], capsys)
     assert code == 0, err
     assert sampled == [expected]

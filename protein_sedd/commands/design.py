@@ -4,64 +4,48 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from protein_sedd.api import is_design_fasta
-from protein_sedd.commands.ranks import run_on_ranks
+from protein_sedd.design.records import is_design_fasta
 from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
-from protein_sedd.distributed import check_devices, distributed
 from protein_sedd.errors import UserError
 from protein_sedd.outputs import check_output_file
 from protein_sedd.progress import log_line
 
-if TYPE_CHECKING:
-    from protein_sedd.data.design_request import DesignRequest
-    from protein_sedd.diffusion.sampling_controls import SamplingControls
 
-
-def _check_options(
-    n, steps, seed, batch_size, predictor, sampling, out, length, length_range, template, fix, redesign
-) -> tuple[DesignRequest, SamplingControls]:
-    from protein_sedd.api import check_design_settings
-    from protein_sedd.data.design_request import DesignRequest
-
-    sampler, temperature, top_p = sampling
-    controls = check_design_settings(
-        n, steps, seed, batch_size, predictor, sampler=sampler, temperature=temperature, top_p=top_p,
-        options=True,
-    )  # fmt: skip
+def _check_out(out: Path) -> None:
     if out.is_dir():
         raise UserError(
             f"--out {out}: is a directory; give a FASTA file name such as {out / 'designs.fasta'}"
         )
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
-    request = DesignRequest(n, length, length_range, template, fix, redesign)  # refuses conflicting choices
-    return request, controls
 
 
-def _cache_note(model, cache: bool) -> str:
-    if model.cache_applies():
-        return "cache on" if cache else "cache off (--no-cache)"
-    reason = "uniform graph" if model.graph.name == "uniform" else "time-conditioned network"
-    return f"cache off (not applicable: {reason}, its output depends on the noise level)"
+def _not_applicable(model) -> str:
+    return "uniform graph" if model.graph.name == "uniform" else "time-conditioned network"
 
 
-def _sampler_note(model, predictor: str, sampler: str, cache: bool, guided: bool = False) -> str:
-    if model.sampler_that_runs(predictor, sampler, guided) == "events":
+def _sampler_note(model, settings, plan, guided: bool) -> str:
+    """Which sampler runs, and why the events sampler does not where it was asked for."""
+    if plan.sampler == "events":
         return "sampler events"  # one network pass per sequence and unmasking step: no cache needed
-    if sampler == "steps":
-        return f"sampler steps, {_cache_note(model, cache)}"
+    from protein_sedd.diffusion.sampling import cache_applies
+
+    if not cache_applies(model.network, model.graph):
+        cache = f"cache off (not applicable: {_not_applicable(model)}, its output depends on the noise level)"
+    else:
+        cache = "cache on" if settings.cache else "cache off (--no-cache)"
+    if settings.sampler == "steps":
+        return f"sampler steps, {cache}"
     if guided:
         reason = "a guide reweights the unmasking rates"
-    elif predictor != "analytic":
-        reason = f"{predictor} predictor"
+    elif settings.predictor != "analytic":
+        reason = f"{settings.predictor} predictor"
     else:
-        reason = "uniform graph" if model.graph.name == "uniform" else "time-conditioned network"
-    return f"sampler steps (events do not apply: {reason}), {_cache_note(model, cache)}"
+        reason = _not_applicable(model)
+    return f"sampler steps (events do not apply: {reason}), {cache}"
 
 
 def design(
@@ -155,41 +139,41 @@ def design(
     ),
 ) -> None:
     """Design protein sequences with a trained SEDD checkpoint; writes a FASTA file."""
-    from protein_sedd.api import load
-    from protein_sedd.diffusion.sampling_controls import check_controls_apply
-    from protein_sedd.guidance.guide import guide_files
-    from protein_sedd.guidance.reweighting import guidance_for
+    from rich.console import Console
 
-    request, controls = _check_options(
-        n, steps, seed, batch_size, predictor, (sampler, temperature, top_p), out, length, length_range,
-        template, fix, redesign,
-    )  # fmt: skip
-    inputs = [fix, *guide_files(guide)]
+    from protein_sedd.api import load
+    from protein_sedd.commands.ranks import run_on_ranks
+    from protein_sedd.design.request import DesignRequest
+    from protein_sedd.design.run import DesignRun
+    from protein_sedd.design.settings import DesignSettings
+    from protein_sedd.distributed import check_devices, distributed
+    from protein_sedd.guidance.guide import guide_files
+    from protein_sedd.guidance.reweighting import Guidance
+
+    settings = DesignSettings(steps, seed, batch_size, predictor, sampler, temperature, top_p, cache)
+    _check_out(out)
+    request = DesignRequest(n, length, length_range, template, fix, redesign)  # reads --template, --fix
     check_output_file(
-        out, "--out", inputs=inputs, overwrite=overwrite, is_own=is_design_fasta, command="design"
-    )
+        out, "--out", inputs=[fix, *guide_files(guide)], overwrite=overwrite, is_own=is_design_fasta,
+        command="design",
+    )  # fmt: skip
     check_devices(devices, device)
     check_threads(threads)
     if devices > 1:
         run_on_ranks(ctx, devices)
-    request.read_inputs()  # --template/--fix mistakes show before the checkpoint loads
-    guide_read = _read_guide(guide, target, guide_scale)  # so do --guide's
+    guidance = Guidance(guide, target, guide_scale)  # --guide mistakes show before the checkpoint loads
     requested = select_device(device)
     with cpu_threads(threads) as n_threads, distributed(requested) as ranks:
         model = load(checkpoint, ranks.device(requested))
-        model.check_can_design()
-        check_controls_apply(model.graph, controls)
-        guidance = guidance_for(model, guide_read, target, guide_scale, options=True)
-        starts = request.starts(model.length_prior, seed)  # length mistakes show before any work
+        plan = DesignRun(model, request, settings, guidance)  # checks what depends on the model
+        guided = plan.rates is not None
         console = Console(stderr=True, quiet=not ranks.is_main)
-        batches = math.ceil(n / batch_size)
         log_line(
             console,
             f"design: {n} designs, {steps} steps, predictor {predictor}, "
-            f"{_sampler_note(model, predictor, sampler, cache, guidance is not None)}{controls.note()}, "
-            f"{_guide_note(guidance)}"
+            f"{_sampler_note(model, settings, plan, guided)}{settings.controls.note()}, {_guide_note(plan)}"
             f"device {model.device.type}, {n_threads} CPU thread{'s' * (n_threads > 1)}"
-            f"{_ranks_note(ranks.world_size, batches)}, checkpoint {model.path}",
+            f"{_ranks_note(ranks.world_size, math.ceil(n / batch_size))}, checkpoint {model.path}",
         )
         if request.draws_lengths:
             source = _length_source(model)
@@ -200,18 +184,7 @@ def design(
                 f"representation focus_columns: each design is a row over the {len(model.focus.positions)} "
                 "focus columns, written with its X (deletions) removed (aligned_length= in the header)",
             )
-        designs = model.design_starts(
-            starts,
-            steps=steps,
-            seed=seed,
-            batch_size=batch_size,
-            predictor=predictor,
-            cache=cache,
-            ranks=ranks,
-            sampler=sampler,
-            controls=controls,
-            guidance=guidance,
-        )
+        designs = plan.run(ranks)
     if not ranks.is_main:
         return  # rank 0 writes
     designs.write_fasta(out)
@@ -219,23 +192,15 @@ def design(
         console,
         f"wrote {out}: {n} designs in {designs.seconds:.1f} s ({n / designs.seconds:.2f} designs/s); network "
         f"evaluations: {designs.network_passes} sequence passes (uncached: {n * (steps + 1)})"
-        + (f"; guide passes (forward + backward): {designs.guide_passes}" if guidance is not None else ""),
+        + (f"; guide passes (forward + backward): {designs.guide_passes}" if guided else ""),
     )
 
 
-def _read_guide(guide: Path | None, target: float | None, scale: float):
-    """The guide of --guide (on the CPU until the model's device is known), checked with its options."""
-    from protein_sedd.guidance.guide import check_guidance, load_guide
-
-    read = load_guide(guide, "cpu") if guide is not None else None
-    check_guidance(read, target, scale, options=True)
-    return read
-
-
-def _guide_note(guidance) -> str:
-    if guidance is None:
+def _guide_note(plan) -> str:
+    if plan.rates is None:
         return ""
-    return f"guide {guidance.guide.path} toward {guidance.target:g} at scale {guidance.scale:g}, "
+    rates = plan.rates
+    return f"guide {rates.guide.path} toward {rates.target:g} at scale {rates.scale:g}, "
 
 
 def _length_source(model) -> str:

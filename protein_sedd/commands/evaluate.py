@@ -118,9 +118,9 @@ def evaluate(
         raise UserError("give one of --dataset NAME (with --split) or --fasta PATH, not both")
     if split not in ("train", "valid", "test"):
         raise UserError(f"--split {split!r}: choose train, valid or test")
-    check_int("--t-samples", t_samples, 1, MAX_T_SAMPLES)
-    check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
-    check_int("--seed", seed, 0, MAX_SEED)
+    check_int("t_samples", t_samples, 1, MAX_T_SAMPLES)
+    check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    check_int("seed", seed, 0, MAX_SEED)
     outputs = [(json_out, "--json", is_report_json), (csv_out, "--csv", is_scores_csv)]
     for path, option, is_own in outputs:
         if path is None:

@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from protein_sedd.commands.ranks import run_on_ranks
-from protein_sedd.data.fasta import FastaRecord, read_fasta
 from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
-from protein_sedd.distributed import check_devices, distributed
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation import folding
-from protein_sedd.evaluation.fold_results import REPORT_FILES, FoldResults, model_label, pdb_names
-from protein_sedd.evaluation.reports import (
-    histogram_png,
-    print_tables,
-    rows_table,
-    summary_table,
-)
 from protein_sedd.limits import MAX_CHUNK_SIZE, MAX_DESIGNS, MAX_TOKENS_PER_BATCH, check_int
 from protein_sedd.outputs import OutputFolder
+
+if TYPE_CHECKING:
+    from protein_sedd.data.fasta import FastaRecord
+    from protein_sedd.evaluation.fold_results import FoldResults
 
 BEST_SHOWN = 10
 
@@ -95,6 +90,11 @@ def fold_eval(
     ),
 ) -> None:
     """Fold every design with ESMFold; report pLDDT, pTM and the success rate (mean pLDDT >= threshold)."""
+    from protein_sedd.commands.ranks import run_on_ranks
+    from protein_sedd.data.fasta import read_fasta
+    from protein_sedd.distributed import check_devices, distributed
+    from protein_sedd.evaluation.fold_results import REPORT_FILES, FoldResults, model_label, pdb_names
+
     _check_options(backend, plddt_threshold, device, max_tokens_per_batch, chunk_size)
     check_devices(devices, device)
     check_threads(threads)
@@ -154,9 +154,10 @@ def _natural_baseline(reference: str | None, n: int, records: list[FastaRecord])
     import random
 
     from protein_sedd.data.datasets import resolve_reference
+    from protein_sedd.data.fasta import read_fasta
     from protein_sedd.evaluation.baseline import length_matched
 
-    check_int("--baseline-n", n, 1, MAX_DESIGNS)
+    check_int("baseline_n", n, 1, MAX_DESIGNS)
     designed = {r.sequence for r in records}
     pool = [r.sequence for r in read_fasta(resolve_reference(reference), unique_ids=False)]
     pool = [s for s in pool if s not in designed and len(s) <= folding.MAX_FOLD_LENGTH and s.strip("X")]
@@ -179,6 +180,8 @@ def _claim_output(target: Path, designs: Path, overwrite: bool) -> OutputFolder:
 
 
 def _finish(folder: OutputFolder, target: Path, results: FoldResults, plddt_threshold: float) -> None:
+    from protein_sedd.evaluation.reports import histogram_png, print_tables, rows_table, summary_table
+
     frame, summary = results.save()
     note = summary.get("note")  # set for the toy ESMFold
     histogram_png(
@@ -208,8 +211,8 @@ def _check_options(backend: str, threshold: float, device: str, max_tokens: int,
             f"--plddt-threshold {threshold}: pLDDT is on a 0-100 scale, give a value in that range"
         )
     select_device(device)  # an unknown or absent device is refused before any file is read
-    check_int("--max-tokens-per-batch", max_tokens, 1, MAX_TOKENS_PER_BATCH)
-    check_int("--chunk-size", chunk_size, 0, MAX_CHUNK_SIZE)  # 0: chunking off
+    check_int("max_tokens_per_batch", max_tokens, 1, MAX_TOKENS_PER_BATCH)
+    check_int("chunk_size", chunk_size, 0, MAX_CHUNK_SIZE)  # 0: chunking off
 
 
 def _check_lengths(path: Path, records: list[FastaRecord]) -> None:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from protein_sedd.data.token_cache import cache_folder, token_cache
-
 
 def prepare_data(
     fasta: Path = typer.Option(
@@ -27,6 +25,8 @@ def prepare_data(
     The cache is $XDG_CACHE_HOME/protein-sedd/tokens (default ~/.cache), keyed by the file's sha256 and
     checked on every use. Before a multi-node run, run this once on each node (or share the cache folder).
     """
+    from protein_sedd.data.token_cache import cache_folder, token_cache
+
     store, sha256 = token_cache(fasta, verify=verify)
     residues = int(store.offsets[-1])
     typer.echo(f"{fasta}: {len(store):,} records, {residues:,} residues (sha256 {sha256[:12]}...)")

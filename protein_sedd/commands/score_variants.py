@@ -113,7 +113,7 @@ def score_variants(
         spearman_interval,
     )
 
-    check_variant_settings(method, t_samples, seed, batch_size, options=True)
+    check_variant_settings(method, t_samples, seed, batch_size)
     summary = summary_path(out)
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")

@@ -12,7 +12,6 @@ from pathlib import Path
 import typer
 
 from protein_sedd.errors import UserError
-from protein_sedd.evaluation.selection import RANK_KEYS, Thresholds
 from protein_sedd.outputs import OutputFolder
 
 OUTPUT_FILES = ["picks.fasta", "picks.csv", "funnel.png", "summary.json"]
@@ -55,9 +54,10 @@ def select(
 ) -> None:
     """Pick a diverse shortlist: join evaluations by id, filter, rank by one key, skip near-duplicates."""
     from protein_sedd.data.fasta import read_fasta
+    from protein_sedd.evaluation.selection import RANK_KEYS, Thresholds
     from protein_sedd.limits import MAX_DESIGNS, check_int
 
-    check_int("--n", n, 1, MAX_DESIGNS)
+    check_int("n", n, 1, MAX_DESIGNS)
     for option, value, high in (
         ("--min-plddt", min_plddt, 100.0),
         ("--max-nearest-identity", max_nearest_identity, 1.0),

@@ -12,18 +12,8 @@ from pathlib import Path
 import typer
 
 from protein_sedd.atomic import write_json_atomic
-from protein_sedd.data.datasets import resolve_reference
-from protein_sedd.data.fasta import read_fasta, read_fasta_hashed
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation import family_hmm
-from protein_sedd.evaluation.reports import (
-    histogram_png,
-    print_tables,
-    rows_table,
-    summary_table,
-    write_csv_atomic,
-)
-from protein_sedd.evaluation.sequence_report import score_designs
 from protein_sedd.outputs import OutputFolder
 
 OUTPUT_FILES = ["results.csv", "summary.json", "family_bits_histogram.png", "identity_histogram.png"]
@@ -58,6 +48,17 @@ def seq_eval(
     ),
 ) -> None:
     """Score designs against a reference family: HMM bits, novelty, diversity, composition and lengths."""
+    from protein_sedd.data.datasets import resolve_reference
+    from protein_sedd.data.fasta import read_fasta, read_fasta_hashed
+    from protein_sedd.evaluation.reports import (
+        histogram_png,
+        print_tables,
+        rows_table,
+        summary_table,
+        write_csv_atomic,
+    )
+    from protein_sedd.evaluation.sequence_report import score_designs
+
     if hmm_sample_size < 2:
         raise UserError(f"--hmm-sample-size {hmm_sample_size}: needs at least 2 sequences to build an HMM")
     records = read_fasta(designs, unique_ids=True)

@@ -9,12 +9,9 @@ import typer
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from protein_sedd.commands.ranks import arguments_given
 from protein_sedd.config import compose_config, config_dir
-from protein_sedd.config_checks import validate_config
 from protein_sedd.config_files import load_config_file
 from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads
-from protein_sedd.distributed import check_devices, is_main_process, launch_ranks, world_size_from_env
 from protein_sedd.errors import UserError
 from protein_sedd.limits import MAX_TRAIN_STEPS, check_int
 from protein_sedd.paths import check_output_path
@@ -117,11 +114,14 @@ def train(
     ),
 ) -> None:
     """Train a DDiT score network with score entropy; writes a checkpoint, metrics.csv and loss_curve.png."""
+    from protein_sedd.commands.ranks import arguments_given
+    from protein_sedd.config_checks import validate_config
+    from protein_sedd.distributed import check_devices, is_main_process, launch_ranks, world_size_from_env
     from protein_sedd.training.trainer import train as run_training
 
     overrides = list(overrides or [])
     if max_steps is not None:
-        check_int("--max-steps", max_steps, 1, MAX_TRAIN_STEPS)
+        check_int("max_steps", max_steps, 1, MAX_TRAIN_STEPS)
     if resume and overwrite:
         raise UserError("--resume continues the run in --out and --overwrite starts it again: give one")
     if resume:

@@ -61,7 +61,7 @@ def train_guide(
     from protein_sedd.guidance.training import check_guide_fits, check_guide_settings
     from protein_sedd.outputs import OutputFolder
 
-    check_guide_settings(steps, batch_size, lr, seed, valid_fraction, options=True)
+    check_guide_settings(steps, batch_size, lr, seed, valid_fraction)
     OutputFolder(out, COMMAND, "--out").check(inputs=[labels, fasta], overwrite=overwrite)
     check_threads(threads)
     requested = select_device(device)

@@ -78,11 +78,15 @@ class LengthPrior:
     def sample(self, n: int, generator: torch.Generator) -> list[int]:
         """n lengths drawn with the training frequencies (those inside 1..max_length)."""
         if not self.counts:
-            raise UserError("the checkpoint records no training lengths; pass --length or --length-range")
+            raise UserError(
+                "the checkpoint records no training lengths; pass {length} or {length_range}",
+                field=("length", "length_range"),
+            )
         usable = self._in_range()
         if not usable or not any(count for _, count in usable):
             raise UserError(
-                "the checkpoint records no usable training lengths; pass --length or --length-range"
+                "the checkpoint records no usable training lengths; pass {length} or {length_range}",
+                field=("length", "length_range"),
             )
         values = torch.tensor([length for length, _ in usable])
         weights = torch.tensor([count for _, count in usable], dtype=torch.float64)

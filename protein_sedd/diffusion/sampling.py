@@ -34,7 +34,7 @@ from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.diffusion.categorical import sample_categorical, uniforms
 from protein_sedd.diffusion.event_sampling import sample_events
 from protein_sedd.diffusion.noise import LogLinearNoise
-from protein_sedd.diffusion.sampling_controls import SamplingControls, check_controls_apply
+from protein_sedd.diffusion.sampling_controls import SamplingControls
 from protein_sedd.diffusion.transitions import (
     absorbing_denoise_weights,
     absorbing_step_weights,
@@ -275,7 +275,8 @@ def sample_batches(
         raise ValueError(f"unknown sampler {sampler!r}")
     if guide is not None and graph.name != "absorbing":
         raise ValueError("guidance reweights the absorbing graph's unmasking rates")
-    check_controls_apply(graph, controls)
+    if graph.name != "absorbing" and not controls.is_model:
+        raise ValueError("temperature and top-p reshape the absorbing graph's denoising distribution")
     device = next(model.parameters()).device
     sigmas, sizes = sigma_grid(noise, steps), step_sizes(noise, steps, predictor)
     events = sampler_that_runs(model, graph, predictor, sampler, guide is not None) == "events"

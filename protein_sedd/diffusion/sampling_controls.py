@@ -61,23 +61,16 @@ class SamplingControls:
         return "".join(parts)
 
 
-def check_sampling_controls(temperature, top_p, *, options: bool = False) -> SamplingControls:
-    """The controls, if in range: temperature > 0 (finite), 0 < top_p <= 1. Messages name the option."""
-    names = ("--temperature", "--top-p") if options else ("temperature", "top_p")
-    for name, value in zip(names, (temperature, top_p), strict=True):
+def check_sampling_controls(temperature, top_p) -> SamplingControls:
+    """The controls, if in range: temperature > 0 (finite), 0 < top_p <= 1. Messages name the parameter."""
+    for field, value in (("temperature", temperature), ("top_p", top_p)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise UserError(f"{name} {value!r}: must be a finite number")
+            raise UserError(f"{{{field}}} {value!r}: must be a finite number", field=field)
     if not temperature > 0:
-        raise UserError(f"{names[0]} {temperature:g}: must be > 0 (1.0 samples the model's own distribution)")
-    if not 0 < top_p <= 1:
-        raise UserError(f"{names[1]} {top_p:g}: must be in (0, 1] (1.0 keeps every residue)")
-    return SamplingControls(float(temperature), float(top_p))
-
-
-def check_controls_apply(graph, controls: SamplingControls) -> None:
-    """Temperature and top-p reshape the absorbing graph's denoising distribution; uniform has none."""
-    if graph.name != "absorbing" and not controls.is_model:
         raise UserError(
-            f"temperature/top-p apply to absorbing-graph models; this model uses the {graph.name} graph: "
-            "leave them at 1.0"
+            f"{{temperature}} {temperature:g}: must be > 0 (1.0 samples the model's own distribution)",
+            field="temperature",
         )
+    if not 0 < top_p <= 1:
+        raise UserError(f"{{top_p}} {top_p:g}: must be in (0, 1] (1.0 keeps every residue)", field="top_p")
+    return SamplingControls(float(temperature), float(top_p))

@@ -18,11 +18,14 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from protein_sedd.errors import UserError
+
+if TYPE_CHECKING:  # torch loads with a backend: the fold-eval command's --help needs none of it
+    import torch
 
 MAX_FOLD_LENGTH = (
     1024  # ESMFold was trained on chains up to 1024 residues; longer ones fold poorly and run out of memory
@@ -95,8 +98,13 @@ class _ESMFold:
 
     plddt_scale: float  # the backend's pLDDT scale (1.0 or 100.0), converted to 0-100
 
-    @torch.no_grad()
     def fold(self, sequences: Sequence[str]) -> list[FoldedDesign]:
+        import torch
+
+        with torch.no_grad():
+            return self._fold(sequences)
+
+    def _fold(self, sequences: Sequence[str]) -> list[FoldedDesign]:
         atom14_to_atom37, Protein, to_pdb = self._structure_tools()
         output = self.model.infer(list(sequences))
         atom37 = atom14_to_atom37(output["positions"][-1], output).float().cpu().numpy()
@@ -235,6 +243,7 @@ class FairEsmESMFold(_ESMFold):
 
 def _load_fair_esm_model(model: str):
     import esm
+    import torch
 
     local = Path(model).expanduser()
     if local.is_file() and local.suffix == ".pt":
@@ -277,6 +286,8 @@ def fold_batch(
     backend, sequences: Sequence[str], batch: list[int]
 ) -> Iterator[tuple[list[int], list[FoldedDesign]]]:
     """Fold sequences[i] for i in `batch`, halving the batch each time it runs out of GPU memory."""
+    import torch
+
     try:
         yield batch, backend.fold([sequences[i] for i in batch])
     except torch.cuda.OutOfMemoryError:

@@ -87,20 +87,13 @@ class VariantScores:
     note: str
 
 
-def check_variant_settings(
-    method: str, t_samples: int, seed: int, batch_size: int, *, options: bool = False
-) -> None:
-    """The method and numbers of a scoring run; messages name the Python arguments or, with `options`, the
-    command's (`--t-samples`)."""
-
-    def named(argument: str) -> str:
-        return f"--{argument.replace('_', '-')}" if options else argument
-
+def check_variant_settings(method: str, t_samples: int, seed: int, batch_size: int) -> None:
+    """The method and numbers of a scoring run; messages name the parameter (`UserError.field`)."""
     if method not in METHODS:
-        raise UserError(f"{named('method')} {method!r}: choose {' or '.join(METHODS)}")
-    check_int(named("t_samples"), t_samples, 2, MAX_T_SAMPLES)  # two draws at least: a standard error
-    check_int(named("seed"), seed, 0, MAX_SEED)
-    check_int(named("batch_size"), batch_size, 1, MAX_BATCH_SIZE)
+        raise UserError(f"{{method}} {method!r}: choose {' or '.join(METHODS)}", field="method")
+    check_int("t_samples", t_samples, 2, MAX_T_SAMPLES)  # two draws at least: a standard error
+    check_int("seed", seed, 0, MAX_SEED)
+    check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
 
 
 # -- parsing -----------------------------------------------------------------------------------------------
@@ -275,7 +268,8 @@ def masked_marginal_scores(
     if graph.name != "absorbing":
         raise UserError(
             "the masked marginal needs an absorbing-graph model (this one uses the uniform graph, which "
-            "has no mask); use method 'elbo' (--method elbo)"
+            "has no mask); use {method} 'elbo'",
+            field="method",
         )
     device = next(network.parameters()).device
     time_conditioning = bool(network.config.time_conditioning)
@@ -369,8 +363,9 @@ def score_table(
     if method == "masked-marginal":
         if model.is_autoregressive:
             raise UserError(
-                "the autoregressive baseline (model=ar) has no masked marginal; use method 'elbo' (--method "
-                "elbo), for it the exact log-likelihood ratio"
+                "the autoregressive baseline (model=ar) has no masked marginal; use {method} 'elbo', for it "
+                "the exact log-likelihood ratio",
+                field="method",
             )
         result = masked_marginal_scores(
             model.network, model.graph, plan.sequence, plan.variants, batch_size=batch_size, progress=progress

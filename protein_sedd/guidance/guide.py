@@ -48,13 +48,20 @@ class Guide:
         """Write guide.safetensors and guide.json into `folder` (see `save_guide`)."""
         return save_guide(self, Path(folder), overwrite=overwrite)
 
-    def check_target(self, target: float, option: str = "--target") -> None:
+    def check_target(self, target: float) -> None:
         """A classifier's target must be one of its classes; a regressor takes any finite number."""
-        if not isinstance(target, (int, float)) or not math.isfinite(float(target)):
-            raise UserError(f"{option} {target!r}: expected a finite number")
+        if (
+            isinstance(target, bool)
+            or not isinstance(target, (int, float))
+            or not math.isfinite(float(target))
+        ):
+            raise UserError(f"{{target}} {target!r}: expected a finite number", field="target")
         if self.task == "classify" and float(target) not in self.classes:
             shown = ", ".join(f"{c:g}" for c in self.classes)
-            raise UserError(f"{option} {target:g}: not a class of the guide {self.name} (classes: {shown})")
+            raise UserError(
+                f"{{target}} {target:g}: not a class of the guide {self.name} (classes: {shown})",
+                field="target",
+            )
 
     def log_likelihood(
         self, onehot: torch.Tensor, mask_fraction: torch.Tensor, lengths: torch.Tensor, target: float
@@ -84,27 +91,6 @@ class Guide:
             "label_std": self.label_std,
             **self.record,
         }
-
-
-def check_guidance(guide: Guide | None, target, scale, *, options: bool = False) -> None:
-    """A guide needs a target (one of its classes, or a value), and a finite scale >= 0 (0: no guidance).
-
-    Messages name the Python arguments (`guide_scale`), or with `options` the command's (`--guide-scale`).
-    """
-    names = ("--guide", "--target", "--guide-scale") if options else ("guide", "target", "guide_scale")
-    named = dict(zip(("guide", "target", "scale"), names, strict=True))
-    if guide is None:
-        if target is not None:
-            shown = f"{target:g}" if isinstance(target, (int, float)) else repr(target)
-            raise UserError(f"{named['target']} {shown}: a target needs a guide ({named['guide']})")
-        return
-    if target is None:
-        raise UserError(
-            f"a guide needs {named['target']}: one of its classes (e.g. 1), or a value for a regressor"
-        )
-    guide.check_target(target, named["target"])
-    if not (isinstance(scale, (int, float)) and 0 <= scale < math.inf):
-        raise UserError(f"{named['scale']} {scale}: must be a finite number >= 0 (0: no guidance)")
 
 
 def guide_files(folder: Path | None) -> list[Path]:
@@ -147,10 +133,14 @@ def load_guide(folder: str | Path, device: str | torch.device = "cpu") -> Guide:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(
-            f"guide {folder}: no such folder; pass the --out folder of `protein-sedd train-guide`"
+            f"{{guide}} {folder}: no such folder; pass the folder written by `protein-sedd train-guide`",
+            field="guide",
         )
     if not is_guide_dir(folder) or not (folder / WEIGHTS).is_file():
-        raise UserError(f"guide {folder}: not a guide (expected {CONFIG} and {WEIGHTS} from train-guide)")
+        raise UserError(
+            f"{{guide}} {folder}: not a guide (expected {CONFIG} and {WEIGHTS} from train-guide)",
+            field="guide",
+        )
     record = json.loads((folder / CONFIG).read_text())
     if record.get("format") != FORMAT or record.get("task") not in ("classify", "regress"):
         raise UserError(f"guide {folder}: {CONFIG} is of an unknown format; train the guide again")

@@ -54,16 +54,22 @@ def labelled_rows(table, path: str, fasta: Path | None, row_name) -> Labelled:
     columns = list(table.columns)
     if "label" not in columns or not {"sequence", "id"} & set(columns):
         shown = ", ".join(repr(c) for c in columns[:10]) or "none"
-        raise UserError(f"{path}: expected columns sequence,label (or id,label with --fasta), found {shown}")
+        raise UserError(
+            f"{path}: expected columns sequence,label (or id,label with {{fasta}}), found {shown}",
+            field=("labels", "fasta"),
+        )
     if len(table) == 0:
         raise UserError(f"{path}: no labelled sequences (only a header line)")
     by_sequence = "sequence" in columns
     if by_sequence and fasta is not None:
         raise UserError(
-            f"{path}: has a 'sequence' column, so --fasta {fasta} is not used; drop one of the two"
+            f"{path}: has a 'sequence' column, so {{fasta}} {fasta} is not used; drop one of the two",
+            field="fasta",
         )
     if not by_sequence and fasta is None:
-        raise UserError(f"{path}: names sequences by 'id'; pass the FASTA that holds them with --fasta")
+        raise UserError(
+            f"{path}: names sequences by 'id'; pass the FASTA that holds them with {{fasta}}", field="fasta"
+        )
     records = {} if by_sequence else {r.id: r.sequence for r in read_fasta(fasta)}
     sequences, labels, where = [], [], []
     for row, values in enumerate(table.itertuples(index=False)):
@@ -99,18 +105,24 @@ def _number(text: str, line: str) -> float:
 def task_of(labels: list[float], task: str = "auto") -> str:
     """'classify' or 'regress': `task`, or for 'auto' classes when the labels are a few whole numbers."""
     if task not in TASKS:
-        raise UserError(f"--task {task!r}: choose {', '.join(TASKS)}")
+        raise UserError(f"{{task}} {task!r}: choose {', '.join(TASKS)}", field="task")
     distinct = set(labels)
     whole = all(float(v).is_integer() for v in distinct)
     if task == "auto":
         task = "classify" if whole and len(distinct) <= MAX_CLASSES else "regress"
     if task == "classify":
         if not whole:
-            raise UserError("--task classify: labels must be whole numbers (classes 0, 1, ...)")
+            raise UserError("{task} classify: labels must be whole numbers (classes 0, 1, ...)", field="task")
         if len(distinct) < 2:
-            raise UserError(f"--task classify: every label is {labels[0]:g}; a classifier needs two classes")
+            raise UserError(
+                f"{{task}} classify: every label is {labels[0]:g}; a classifier needs two classes",
+                field="task",
+            )
         if len(distinct) > MAX_CLASSES:
-            raise UserError(f"--task classify: {len(distinct)} classes, more than {MAX_CLASSES}; use regress")
+            raise UserError(
+                f"{{task}} classify: {len(distinct)} classes, more than {MAX_CLASSES}; use regress",
+                field="task",
+            )
     elif len(distinct) < 2:
-        raise UserError(f"--task regress: every label is {labels[0]:g}; nothing to learn")
+        raise UserError(f"{{task}} regress: every label is {labels[0]:g}; nothing to learn", field="task")
     return task

@@ -30,10 +30,13 @@ guide entirely and makes exactly the unguided draws.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from protein_sedd.errors import UserError
 from protein_sedd.guidance.guide import Guide
 
 # gamma * log r is clamped here: exp(50) ~ 5e21 already makes a token certain, and float64 stays finite
@@ -109,18 +112,58 @@ class GuidedScores:
         return self.scores.rows_run
 
 
-def guidance_for(model, guide, target, scale, *, options: bool = False) -> GuidedRates | None:
-    """The guided rates of one design call: `guide` a Guide or a guide folder, checked with its target and
-    scale against `model` (a ProteinSEDD). None without a guide or at scale 0: then nothing of the guide
-    runs and the designs are the unguided ones, draw for draw."""
-    from protein_sedd.guidance.guide import check_guidance, load_guide
-    from protein_sedd.guidance.training import check_model_can_guide
+@dataclass(frozen=True)
+class Guidance:
+    """What to steer toward: a guide (a Guide, or its folder: read on the CPU), a target label, a scale.
 
-    if guide is not None and not isinstance(guide, Guide):
-        guide = load_guide(guide, model.device)
-    check_guidance(guide, target, scale, options=options)
-    if guide is None or scale == 0:
-        return None
-    check_model_can_guide(model)
-    guide.network.to(model.device)
-    return GuidedRates(guide, target, scale)
+    Checked when made: a target needs a guide, a guide needs a target (one of its classes, or a value for a
+    regressor), and the scale is a finite number >= 0. `rates(model)` gives the sampler's guided rates, or
+    None at scale 0 (then nothing of the guide runs: the unguided designs, draw for draw).
+    """
+
+    guide: Guide | str | Path | None
+    target: float | None = None
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        from protein_sedd.guidance.guide import load_guide
+
+        if self.guide is None:
+            if self.target is not None:
+                shown = f"{self.target:g}" if isinstance(self.target, (int, float)) else repr(self.target)
+                raise UserError(
+                    f"{{target}} {shown}: a target needs a guide ({{guide}})", field=("target", "guide")
+                )
+            return
+        if not isinstance(self.guide, (Guide, str, Path)):
+            raise UserError(
+                f"{{guide}}: expected a guide or its folder, got {type(self.guide).__name__}", field="guide"
+            )
+        if not isinstance(self.guide, Guide):
+            object.__setattr__(self, "guide", load_guide(self.guide, "cpu"))
+        if self.target is None:
+            raise UserError(
+                "a guide needs {target}: one of its classes (e.g. 1), or a value for a regressor",
+                field="target",
+            )
+        self.guide.check_target(self.target)
+        scale = self.scale
+        if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and 0 <= scale < math.inf):
+            raise UserError(
+                f"{{guide_scale}} {scale}: must be a finite number >= 0 (0: no guidance)", field="guide_scale"
+            )
+
+    @property
+    def steers(self) -> bool:
+        """Whether a guide runs at all (a guide at a scale above 0)."""
+        return self.guide is not None and self.scale != 0
+
+    def rates(self, model) -> GuidedRates | None:
+        """The guided rates for `model` (a ProteinSEDD; the guide moves to its device), or None."""
+        from protein_sedd.guidance.training import check_model_can_guide
+
+        if not self.steers:
+            return None
+        check_model_can_guide(model)
+        self.guide.network.to(model.device)
+        return GuidedRates(self.guide, self.target, self.scale)

@@ -32,22 +32,20 @@ REPORT_MASK_FRACTIONS = (0.0, 0.5, 0.9)
 MAX_VALID_FRACTION = 0.5
 
 
-def check_guide_settings(
-    steps: int, batch_size: int, lr: float, seed: int, valid_fraction: float, *, options: bool = False
-) -> None:
-    """A guide run's numbers within their bounds; messages name the Python arguments, or with `options`
-    the command's (`--batch-size`)."""
-
-    def named(argument: str) -> str:
-        return f"--{argument.replace('_', '-')}" if options else argument
-
-    check_int(named("steps"), steps, 1, MAX_TRAIN_STEPS)
-    check_int(named("batch_size"), batch_size, 1, MAX_BATCH_SIZE)
-    check_int(named("seed"), seed, 0, MAX_SEED)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 1):
-        raise UserError(f"{named('lr')} {lr}: must be a learning rate in (0, 1]")
-    if not 0 <= valid_fraction <= MAX_VALID_FRACTION:
-        raise UserError(f"{named('valid_fraction')} {valid_fraction}: must be in 0..{MAX_VALID_FRACTION}")
+def check_guide_settings(steps: int, batch_size: int, lr: float, seed: int, valid_fraction: float) -> None:
+    """A guide run's numbers within their bounds; messages name the parameter (`UserError.field`)."""
+    check_int("steps", steps, 1, MAX_TRAIN_STEPS)
+    check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    check_int("seed", seed, 0, MAX_SEED)
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 1):
+        raise UserError(f"{{lr}} {lr}: must be a learning rate in (0, 1]", field="lr")
+    fraction = valid_fraction
+    if isinstance(fraction, bool) or not (
+        isinstance(fraction, (int, float)) and 0 <= fraction <= MAX_VALID_FRACTION
+    ):
+        raise UserError(
+            f"{{valid_fraction}} {valid_fraction}: must be in 0..{MAX_VALID_FRACTION}", field="valid_fraction"
+        )
 
 
 def _split(n: int, valid_fraction: float, generator: torch.Generator) -> tuple[list[int], list[int]]:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from protein_sedd.config import config_dir  # noqa: E402
 from protein_sedd.data.alphabet import ALPHABET  # noqa: E402
-from protein_sedd.data.design_starts import masked_starts  # noqa: E402
+from protein_sedd.design.request import masked_starts  # noqa: E402
 from protein_sedd.devices import default_threads  # noqa: E402
 from protein_sedd.diffusion.graph import build_graph  # noqa: E402
 from protein_sedd.diffusion.noise import LogLinearNoise, build_noise  # noqa: E402

@@ -1,0 +1,125 @@
+"""One design call: a model, what to design (`DesignRequest`), how (`DesignSettings`) and an optional guide.
+
+    designs = design(model, DesignRequest(10, length=80), DesignSettings(steps=256, seed=0))
+
+`ProteinSEDD.design` and the `design` command both build a request and settings and call this function,
+so the same options and seed give the same sequences from the shell and from Python. Here run the checks
+that need the model (it can design; the controls apply to its graph; the guide fits it; every start fits
+its length and representation), then the sampler (diffusion/sampling.py), then the records.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from protein_sedd.data.focus_columns import design_sequence
+from protein_sedd.design.records import Design, Designs
+from protein_sedd.design.request import DesignRequest
+from protein_sedd.design.settings import DesignSettings
+from protein_sedd.diffusion.sampling import in_input_order, sample_batches
+from protein_sedd.distributed import Distributed
+
+
+class DesignRun:
+    """One design call, checked against its model and ready to run: which sampler runs (`sampler`), whether
+    the step loop caches (`cached`), the start rows; `run` samples them."""
+
+    def __init__(self, model, request: DesignRequest, settings: DesignSettings, guidance=None):
+        model.check_can_design()
+        self.model, self.request, self.settings = model, request, settings
+        self.rates = guidance.rates(model) if guidance is not None else None
+        self.sampler, self.cached = settings.for_model(model, guided=self.rates is not None)
+        # length mistakes show before any work
+        self.starts, self.note = request.starts(model.length_prior, settings.seed)
+        if model.focus is not None:  # it designs rows over its columns: every start must be one
+            model.focus.check_rows(
+                ((f"design {i}", len(row)) for i, row in enumerate(self.starts, start=1)),
+                f"give no length (or length {len(model.focus.positions)}), and a template or fixed "
+                "sequence as a row over the focus columns (X at deletions)",
+            )
+
+    def run(self, ranks: Distributed | None = None, progress: bool | Callable[[], None] = True) -> Designs:
+        """The designs, in request order (see `design`)."""
+        model, settings, starts, rates = self.model, self.settings, self.starts, self.rates
+        ranks = ranks or Distributed()
+        began = time.perf_counter()
+        own_batches = sum(ranks.owns(b) for b in range(math.ceil(len(starts) / settings.batch_size)))
+        with _StepProgress(progress, ranks, settings.steps * own_batches) as advance:
+            designed = list(
+                sample_batches(
+                    model.network, model.graph, model.noise, starts, steps=settings.steps, seed=settings.seed,
+                    predictor=settings.predictor, cache=settings.cache, batch_size=settings.batch_size,
+                    runs_batch=ranks.owns, on_step=advance, sampler=self.sampler, controls=settings.controls,
+                    guide=rates,
+                )
+            )  # fmt: skip
+        gathered = ranks.gather(designed)
+        if gathered is None:
+            return Designs()  # not rank 0: rank 0 holds the designs
+        sequences, network_passes = in_input_order([b for part in gathered for b in part], len(starts))
+        sampling = f" sampler={self.sampler}{settings.controls.note()}" + (rates.note() if rates else "")
+        if model.focus is not None:  # a row of column letters: the protein is the row without its X
+            records = [(design_sequence(s), f"{self.note} aligned_length={len(s)}") for s in sequences]
+        else:
+            records = [(s, self.note) for s in sequences]
+        designs = Designs(
+            Design(
+                f"design_{i:04d}",
+                s,
+                len(s),
+                settings.steps,
+                settings.seed,
+                settings.predictor,
+                model.name,
+                row_note,
+                sampling,
+            )  # fmt: skip
+            for i, (s, row_note) in enumerate(records, start=1)
+        )
+        designs.network_passes, designs.seconds = network_passes, time.perf_counter() - began
+        designs.guide_passes = rates.rows_run if rates is not None else 0
+        return designs
+
+
+def design(
+    model,
+    request: DesignRequest,
+    settings: DesignSettings,
+    guidance=None,
+    ranks: Distributed | None = None,
+    progress: bool | Callable[[], None] = True,
+) -> Designs:
+    """The designs of `request` from `model` (a ProteinSEDD), in request order.
+
+    `guidance`: None or a `protein_sedd.guidance.reweighting.Guidance`. `ranks` shares the batches among
+    torchrun ranks: rank 0 returns every design, the other ranks an empty list. `progress`: True for a bar
+    (a log line every 30 s when stderr is no terminal), False for silence, or a callable run once per
+    sampling step.
+    """
+    return DesignRun(model, request, settings, guidance).run(ranks, progress)
+
+
+class _StepProgress:
+    """The per-step callback for `progress` (see `design`), as a context manager."""
+
+    def __init__(self, progress, ranks: Distributed, total: int):
+        self.progress, self.ranks, self.total, self.loop = progress, ranks, total, None
+
+    def __enter__(self) -> Callable[[], None]:
+        if callable(self.progress) and not isinstance(self.progress, bool):
+            return self.progress
+        if not self.progress or not self.ranks.is_main:
+            return lambda: None
+        from rich.console import Console
+
+        from protein_sedd.progress import LoopProgress
+
+        label = "design steps" if not self.ranks.enabled else "design steps (rank 0)"
+        self.loop = LoopProgress(Console(stderr=True), label, self.total).__enter__()
+        return self.loop.advance
+
+    def __exit__(self, *exc) -> None:
+        if self.loop is not None:
+            self.loop.__exit__(*exc)
