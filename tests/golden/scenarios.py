@@ -5,8 +5,9 @@ of request (free lengths, --length, --length-range, --template, --fix/--redesign
 predictors, temperature/top-p and the cache off; the same design through the Python API; a guided design;
 evaluate's JSON and CSV; `score`; score-variants tables and summaries with both methods; a short training
 run's metrics, config, splits and weights (sha256 and per-tensor sums); the AR baseline, the uniform graph, a
-time-conditioned network and a focus_columns model of an alignment. Paths under `work` are written as WORK,
-and wall-clock columns are dropped, so the texts are a function of the code alone.
+time-conditioned network and a focus_columns model of an alignment. Paths under `work` are written as WORK
+and those in the installed package as PACKAGE (a clean clone sits elsewhere), and wall-clock columns are
+dropped, so the texts are a function of the code alone.
 
 `python -m tests.golden.record` writes them to tests/golden/expected/; tests/test_golden.py compares a fresh
 run against those files byte for byte (on the machine kind they were recorded on; see `machine`).
@@ -74,15 +75,20 @@ def cli(*args) -> None:
 
 
 class Outputs(dict):
-    """name -> text, with the work folder's path written as WORK."""
+    """name -> text, with the work folder's path written as WORK and the installed package's as PACKAGE."""
 
     def __init__(self, work: Path):
         super().__init__()
         self.work = work
 
     def text(self, name: str, text: str) -> None:
-        for root in {str(self.work), str(self.work.resolve())}:
-            text = text.replace(root, "WORK")
+        import protein_sedd
+
+        package = Path(protein_sedd.__file__).parent
+        roots = {str(self.work): "WORK", str(self.work.resolve()): "WORK"}
+        roots |= {str(package): "PACKAGE", str(package.resolve()): "PACKAGE"}
+        for root in sorted(roots, key=len, reverse=True):  # a longer path before any path inside it
+            text = text.replace(root, roots[root])
         self[name] = text
 
     def file(self, name: str, path: Path) -> None:
