@@ -91,5 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (and `python -m protein_sedd`): OpenMP's settings first, while torch is
+    not loaded yet (devices.calm_openmp), then the command."""
+    from protein_sedd.devices import calm_openmp
+
+    calm_openmp()
     sys.exit(main())

@@ -60,6 +60,30 @@ def default_threads(ranks: int | None = None) -> int:
     return max(1, available_cores() // (ranks or local_ranks()))
 
 
+# GNU OpenMP (torch's CPU threads) lets an idle thread spin this many times before it sleeps; see
+# `calm_openmp`. The library's own default is 300,000, which starves a second process on the same cores.
+SPIN_COUNT = "1000"
+
+
+def calm_openmp(environ=os.environ) -> str | None:
+    """Before torch first loads (the entry point): idle OpenMP threads spin briefly, then sleep.
+
+    With GNU OpenMP's default spin, two commands on two cores each keep spinning threads on the cores the
+    other needs, and both run many times slower; sleeping at once (OMP_WAIT_POLICY=PASSIVE) slows one
+    command alone, since every parallel region then wakes its threads. GOMP_SPINCOUNT=SPIN_COUNT keeps
+    the short waits between regions in a lone run and yields the cores soon after
+    (workflows/benchmarks/threads.py). A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins, and
+    PROTEIN_SEDD_OPENMP=off leaves OpenMP as it is. Returns the value set, or None. The child processes
+    of `--devices N` inherit it.
+    """
+    if environ.get("PROTEIN_SEDD_OPENMP", "").strip().lower() == "off":
+        return None
+    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return None
+    environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+    return SPIN_COUNT
+
+
 def check_threads(threads: int) -> None:
     """`--threads`: 0 (the default choice) or 1 .. the available cores; more only oversubscribes them."""
     cores = available_cores()

@@ -134,3 +134,31 @@ def test_progress_line_and_durations_by_hand():
     assert steps.line(3.0) == "steps: 0/10 (0%), 3 s elapsed, ETA unknown"
     durations = [progress.format_duration(s) for s in (0.4, 59, 61, 3599, 3720)]
     assert durations == ["0 s", "59 s", "1m01s", "59m59s", "1h02m"]
+
+
+def test_the_entry_point_calms_openmp_before_torch_loads_unless_told_otherwise():
+    environ = {}
+    assert devices.calm_openmp(environ) == devices.SPIN_COUNT == "1000"
+    assert environ == {"GOMP_SPINCOUNT": "1000"}
+    chosen = ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "300000"}, {"PROTEIN_SEDD_OPENMP": "off"})
+    for given in chosen:
+        environ = dict(given)
+        assert devices.calm_openmp(environ) is None and environ == given  # the user's choice stands
+
+
+def test_a_command_started_from_the_shell_runs_with_the_calm_spin_count(tmp_path):
+    """`python -m protein_sedd` sets GOMP_SPINCOUNT before torch loads; a subprocess shows what torch saw."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, sys\n"
+        "from protein_sedd import cli\n"
+        "assert 'torch' not in sys.modules\n"
+        "cli.main = lambda argv=None: print(os.environ.get('GOMP_SPINCOUNT')) or 0\n"
+        "cli.run()\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    done = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1000"
