@@ -19,11 +19,12 @@ from protein_sedd.data.family import LENGTH_PRIORS as LENGTH_PRIOR_CHOICES
 from protein_sedd.data.family import WEIGHTS as WEIGHT_CHOICES
 from protein_sedd.data.focus_columns import REPRESENTATIONS, FocusMapping
 from protein_sedd.data.splits import SPLIT_METHODS
+from protein_sedd.diffusion.graph import GRAPHS
+from protein_sedd.diffusion.noise import NOISES
 from protein_sedd.errors import UserError
 from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, MAX_TRAIN_STEPS
 
-GRAPHS = ("absorbing", "uniform")
-NOISE_PARAMETERS = {"loglinear": ("eps",), "geometric": ("sigma_min", "sigma_max")}
+NOISE_PARAMETERS = {name: kind.PARAMETERS for name, kind in NOISES.items()}
 # a bound on the parameter count (10 billion: 40 GB of fp32 weights) catches absurd sizes before torch
 # tries to allocate them; each dimension is bounded too, so the message can name the key
 MAX_PARAMETERS = 10_000_000_000

@@ -18,7 +18,7 @@ from protein_sedd.diffusion import sampling
 from protein_sedd.diffusion.categorical import sample_categorical, uniforms
 from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.noise import GeometricNoise, LogLinearNoise
-from protein_sedd.diffusion.sampling import absorbing_denoise, absorbing_step, sample
+from protein_sedd.diffusion.sampling import sample
 from protein_sedd.diffusion.transitions import absorbing_step_weights, uniform_step_weights
 
 from .conftest import SYNTHETIC_PROBS, SYNTHETIC_SEQUENCES, run_cli
@@ -123,7 +123,7 @@ def test_tau_leaping_step_draws_the_hand_computed_probabilities():
     score[..., :3] = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
     generator = torch.Generator().manual_seed(0)
     u = uniforms(x.shape, generator, "cpu")
-    new = absorbing_step(x, score, math.log(1.5), "analytic", u, ABSORBING)
+    new = ABSORBING.step(x, None, score, math.log(1.5), "analytic", u)
     assert bool((new[:, 1] == 4).all())
     frequencies = torch.bincount(new[:, 0], minlength=ALPHABET.size).double() / rows
     expected = {0: 0.25, 1: 0.15, 2: 0.10, MASK: 0.5}
@@ -232,11 +232,13 @@ def test_masks_left_for_the_final_denoise_match_the_exact_step(monkeypatch, step
     # positions reach the final denoise whatever the step count; euler, with the rate times the step, too.
     left = Counter()
 
-    def counting_denoise(x, score, u, graph):
-        left[predictor] += int((x == MASK).sum())
-        return absorbing_denoise(x, score, u, graph)
+    denoise = type(ABSORBING).denoise
 
-    monkeypatch.setattr(sampling, "absorbing_denoise", counting_denoise)
+    def counting_denoise(graph, x, free, score, sigma_end, u):
+        left[predictor] += int((x == MASK).sum())
+        return denoise(graph, x, free, score, sigma_end, u)
+
+    monkeypatch.setattr(type(ABSORBING), "denoise", counting_denoise)
     network, noise, starts = FlatNetwork(), LogLinearNoise(), masked_starts([8] * 20_000)
     for predictor in ("analytic", "euler"):
         sample(

@@ -24,7 +24,7 @@ def _check_out(out: Path) -> None:
 
 
 def _not_applicable(model) -> str:
-    return "uniform graph" if model.graph.name == "uniform" else "time-conditioned network"
+    return f"{model.graph.name} graph" if not model.graph.has_mask else "time-conditioned network"
 
 
 def _sampler_note(model, settings, plan, guided: bool) -> str:

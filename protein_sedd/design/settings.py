@@ -53,7 +53,7 @@ class DesignSettings:
     def for_model(self, model, guided: bool = False) -> tuple[str, bool]:
         """For `model` (a ProteinSEDD): the sampler that runs ('events' where it applies and was asked
         for, else 'steps') and whether the step loop caches. Refuses controls its graph has no use for."""
-        if model.graph.name != "absorbing" and not self.controls.is_model:
+        if not model.graph.has_mask and not self.controls.is_model:
             raise UserError(
                 "{temperature}/{top_p} apply to absorbing-graph models; this model uses the "
                 f"{model.graph.name} graph: leave them at 1.0",

@@ -1,14 +1,22 @@
-"""Transition graphs of the forward process, their score parametrisation and score entropy.
+"""Transition graphs: each one's forward process, score parametrisation and score entropy (training), its
+draws for the likelihood bound (likelihood.py), and its reverse steps (sampling.py's step loop).
 
 Tokens 0 .. N-1 are real residues (N = alphabet.n_residues); the pad token is never noised and never
 scored; the absorbing graph's mask is the last vocabulary index. Log scores `s` have shape [..., N] and
-approximate log p_t(x with y at i) / p_t(x) over the real tokens y.
+approximate log p_t(x with y at i) / p_t(x) over the real tokens y. A new graph is a subclass and an entry
+in GRAPHS; nothing outside diffusion/ asks a graph its name, only `has_mask`.
 """
 
 from __future__ import annotations
 
 import torch
 
+from protein_sedd.diffusion.categorical import sample_categorical
+from protein_sedd.diffusion.transitions import (
+    absorbing_denoise_weights,
+    absorbing_step_weights,
+    uniform_step_weights,
+)
 from protein_sedd.errors import UserError
 
 
@@ -23,20 +31,38 @@ def entropy_const(r: torch.Tensor) -> torch.Tensor:
 
 
 class Graph:
-    """What every graph knows of the alphabet: N real tokens, where the mask and the pad sit."""
+    """What every graph knows of the alphabet (N real tokens, where the mask and the pad sit), and what each
+    one says of itself.
+
+    `has_mask`: positions to design are masked and unmask once (the absorbing graph). Then the network's
+    denoising distribution is a distribution over residues (temperature and top-p reshape it, a guide
+    reweights it, the masked marginal reads it) and a time-independent network's output depends on the
+    tokens alone (the step loop's cache, the event sampler).
+
+    Forward side: `perturb`, `log_score`, `score_entropy`. Likelihood: `elbo_draw` (how many positions
+    are noised, the noise level, the noised tokens) and `elbo_weight` (the draw's importance weight).
+    Reverse side (the step loop): `begin` (the start of the chain and the positions that may change),
+    `active` (rows with work left), `step` (one tau-leaping step from weights of the scores) and `denoise`.
+    """
 
     name = ""
+    has_mask = False
 
     def __init__(self, n_residues: int, mask_index: int, pad_index: int):
         self.n = n_residues
         self.mask_index = mask_index
         self.pad_index = pad_index
 
+    def begin(self, x: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the chain's first state, the free positions [B, W]) from start rows (mask = to design)."""
+        return x, x == self.mask_index
+
 
 class AbsorbingGraph(Graph):
     """Each real token jumps to the mask at rate sigma(t); the mask never leaves."""
 
     name = "absorbing"
+    has_mask = True
 
     def perturb(self, x0, sigma_bar, generator=None):
         """Mask each real position with probability 1 - exp(-sigma_bar)."""
@@ -70,6 +96,34 @@ class AbsorbingGraph(Graph):
         value = a * (u.exp().sum(-1) - u.gather(-1, x0_real[..., None])[..., 0] - 1)
         return torch.where(x_t == self.mask_index, value, torch.zeros_like(value))
 
+    def elbo_draw(self, x0, lengths, stratum, generator):
+        """m uniform on {1..L} (stratified), u ~ Beta(m, L - m + 1), a uniform m-subset masked."""
+        from protein_sedd.diffusion.likelihood import order_statistic, random_subset
+
+        width = x0.shape[1]
+        m = (1 + torch.floor(stratum * lengths)).long().clamp(1, None).minimum(lengths)
+        u = order_statistic(lengths, m, 0, generator, width)
+        chosen = random_subset(lengths, m, generator, width)
+        return m, u, torch.where(chosen, self.mask_index, x0)
+
+    def elbo_weight(self, lengths, m, u, sigma_bar, se=None):
+        """(L / m) expm1(sigma_bar), bounded for every draw; with `se`, the weighted draw."""
+        weight = lengths / m * torch.expm1(sigma_bar)
+        return weight if se is None else weight * se
+
+    def active(self, x, free):
+        return (x == self.mask_index).any(-1)
+
+    def step(self, x, free, score, d: float, predictor: str, u):
+        """Masked positions jump to a real token or stay masked; others never change."""
+        drawn = sample_categorical(absorbing_step_weights(score, d, predictor), u)
+        return torch.where((x == self.mask_index) & (drawn < self.n), drawn, x)  # drawn == n: stays masked
+
+    def denoise(self, x, free, score, sigma_end: float, u):
+        """The last step: every remaining mask becomes a real token."""
+        drawn = sample_categorical(absorbing_denoise_weights(score), u)
+        return torch.where(x == self.mask_index, drawn, x)
+
 
 class UniformGraph(Graph):
     """Each real token jumps to a uniformly random real token at rate sigma(t) (Q = 11^T / N - I)."""
@@ -100,9 +154,45 @@ class UniformGraph(Graph):
         value = terms.masked_fill(current, 0.0).sum(-1) / self.n
         return torch.where(x0 == self.pad_index, torch.zeros_like(value), value)
 
+    def elbo_draw(self, x0, lengths, stratum, generator):
+        """m uniform on {0..L} (stratified), u ~ Beta(m + 1, L - m + 1), a uniform m-subset redrawn."""
+        from protein_sedd.diffusion.likelihood import order_statistic, random_subset
 
-def build_graph(name: str, alphabet):
-    graphs = {"absorbing": AbsorbingGraph, "uniform": UniformGraph}
-    if name not in graphs:  # configs are validated first (config_checks); this guards direct callers
-        raise UserError(f"graph.name={name!r}: choose {' or '.join(graphs)}")
-    return graphs[name](alphabet.n_residues, alphabet.mask_index, alphabet.pad_index)
+        width = x0.shape[1]
+        m = torch.floor(stratum * (lengths + 1)).long().minimum(lengths)
+        u = order_statistic(lengths, m + 1, 1, generator, width)
+        chosen = random_subset(lengths, m, generator, width)
+        fresh = torch.randint(0, self.n, x0.shape, generator=generator)
+        return m, u, torch.where(chosen, fresh, x0)
+
+    def elbo_weight(self, lengths, m, u, sigma_bar, se=None):
+        """1 / (1 - u), unbounded as u -> 1 (the estimate is heavy-tailed); with `se`, se / (1 - u)."""
+        return 1 / (1 - u) if se is None else se / (1 - u)
+
+    def begin(self, x, generator):
+        """The uniform graph's limit: the designed positions uniformly random."""
+        free = x == self.mask_index
+        start = torch.randint(0, self.n, x.shape, generator=generator, device=x.device)
+        return torch.where(free, start, x), free
+
+    def active(self, x, free):
+        return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+
+    def step(self, x, free, score, d: float, predictor: str, u):
+        """Free positions move by the reverse weights; fixed ones and pads never change."""
+        current = x.clamp(max=self.n - 1)  # pads are never free; clamp keeps one_hot in range
+        drawn = sample_categorical(uniform_step_weights(score, current, d, predictor), u)
+        return torch.where(free, drawn, x)
+
+    def denoise(self, x, free, score, sigma_end: float, u):
+        """The analytic step over the noise left at t_end."""
+        return self.step(x, free, score, sigma_end, "analytic", u)
+
+
+GRAPHS: dict[str, type[Graph]] = {"absorbing": AbsorbingGraph, "uniform": UniformGraph}
+
+
+def build_graph(name: str, alphabet) -> Graph:
+    if name not in GRAPHS:  # configs are validated first (config_checks); this guards direct callers
+        raise UserError(f"graph.name={name!r}: choose {' or '.join(GRAPHS)}")
+    return GRAPHS[name](alphabet.n_residues, alphabet.mask_index, alphabet.pad_index)

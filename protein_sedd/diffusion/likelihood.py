@@ -32,7 +32,7 @@ import torch
 from protein_sedd.data.batches import batches_in_order
 
 
-def _order_statistic(
+def order_statistic(
     lengths: torch.Tensor, rank: torch.Tensor, extra: int, generator, width: int
 ) -> torch.Tensor:
     """The rank-th smallest (1-based) of lengths + extra uniforms per row, float64."""
@@ -42,29 +42,12 @@ def _order_statistic(
     return draws.gather(1, (rank - 1)[:, None])[:, 0]
 
 
-def _random_subset(lengths: torch.Tensor, size: torch.Tensor, generator, width: int) -> torch.Tensor:
+def random_subset(lengths: torch.Tensor, size: torch.Tensor, generator, width: int) -> torch.Tensor:
     """A boolean [B, width] mask choosing `size` real positions uniformly at random in each row."""
     keys = torch.rand(len(lengths), width, generator=generator)
     keys = keys.masked_fill(torch.arange(width)[None, :] >= lengths[:, None], 2.0)
     ranks = keys.argsort(dim=-1).argsort(dim=-1)
     return ranks < size[:, None]
-
-
-def _draw(graph, x0, lengths, stratum, generator):
-    width = x0.shape[1]
-    if graph.name == "absorbing":
-        m = (1 + torch.floor(stratum * lengths)).long().clamp(1, None).minimum(lengths)
-        u = _order_statistic(lengths, m, 0, generator, width)
-    else:
-        m = torch.floor(stratum * (lengths + 1)).long().minimum(lengths)
-        u = _order_statistic(lengths, m + 1, 1, generator, width)
-    chosen = _random_subset(lengths, m, generator, width)
-    if graph.name == "absorbing":
-        x_t = torch.where(chosen, graph.mask_index, x0)
-    else:
-        fresh = torch.randint(0, graph.n, x0.shape, generator=generator)
-        x_t = torch.where(chosen, fresh, x0)
-    return m, u, x_t
 
 
 @torch.no_grad()
@@ -88,17 +71,14 @@ def negative_elbo_with_error(
     squares = torch.zeros(len(lengths), dtype=torch.float64)
     for k in range(t_samples):
         stratum = (k + offsets) / t_samples
-        m, u, x_t = _draw(graph, x0, lengths, stratum, generator)
+        m, u, x_t = graph.elbo_draw(x0, lengths, stratum, generator)
         sigma_bar = -torch.log1p(-u)
         sigma_dev = sigma_bar.float().to(device)
         x_t_dev, x0_dev = x_t.to(device), x0.to(device)
         logits = model(x_t_dev, sigma_dev, lengths.to(device))
         log_score = graph.log_score(logits, sigma_dev, model.config.time_conditioning)
         se = graph.score_entropy(log_score, sigma_dev, x_t_dev, x0_dev).double().sum(-1).cpu()
-        if graph.name == "absorbing":
-            draw = lengths / m * torch.expm1(sigma_bar) * se
-        else:
-            draw = se / (1 - u)
+        draw = graph.elbo_weight(lengths, m, u, sigma_bar, se)
         total += draw
         squares += draw * draw
     mean = total / t_samples
@@ -150,14 +130,14 @@ def shared_draws_negative_elbo(
     lengths = torch.full((1,), width)
     generator = torch.Generator().manual_seed(seed * 7919)  # the first batch's stream, as when scored alone
     offsets = torch.rand(1, generator=generator, dtype=torch.float64)
-    sentinel = torch.full((1, width), graph.pad_index)  # _draw's noised tokens land on pads: they mark S
+    sentinel = torch.full((1, width), graph.pad_index)  # elbo_draw's noised tokens land on pads: they mark S
     noised, sigma_bars, weights = [], [], []
     for k in range(t_samples):
-        m, u, x_t = _draw(graph, sentinel, lengths, (k + offsets) / t_samples, generator)
+        m, u, x_t = graph.elbo_draw(sentinel, lengths, (k + offsets) / t_samples, generator)
         sigma_bar = -torch.log1p(-u)
         noised.append(x_t[0])
         sigma_bars.append(sigma_bar[0])
-        weight = lengths / m * torch.expm1(sigma_bar) if graph.name == "absorbing" else 1 / (1 - u)
+        weight = graph.elbo_weight(lengths, m, u, sigma_bar)
         weights.append(weight[0])
     noised, sigma_bars, weights = torch.stack(noised), torch.stack(sigma_bars), torch.stack(weights)
     pairs = torch.cartesian_prod(torch.arange(n_rows), torch.arange(t_samples))  # (row, draw), row-major

@@ -13,8 +13,9 @@ samplers make the same draws from the same probabilities.
 Samplers: `sampler="events"` (the default) runs the analytic predictor of a time-independent absorbing
 model as event_sampling.py does, visiting only steps where positions unmask: the same distribution as
 this step loop at the same `steps`, not the same draws. Where it does not apply (`event_sampler_applies`)
-and with `sampler="steps"`, the step loop below runs: each step computes scores, reverse weights from
-them, then draws.
+and with `sampler="steps"`, the step loop below runs: each step computes scores, the graph's reverse
+weights from them (graph.py), then draws. Samplers are entries of `SAMPLERS` (name -> `Sampler`: where it
+applies, its fallback, how it runs a batch); a third sampler is a third entry.
 
 Sampling controls (temperature, top-p; sampling_controls.py) reshape the absorbing graph's normalised
 score over the real tokens, keeping its total, in both samplers.
@@ -31,15 +32,9 @@ import numpy as np
 import torch
 
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.diffusion.categorical import sample_categorical, uniforms
+from protein_sedd.diffusion.categorical import uniforms
 from protein_sedd.diffusion.event_sampling import sample_events
-from protein_sedd.diffusion.noise import LogLinearNoise
 from protein_sedd.diffusion.sampling_controls import SamplingControls
-from protein_sedd.diffusion.transitions import (
-    absorbing_denoise_weights,
-    absorbing_step_weights,
-    uniform_step_weights,
-)
 
 
 @dataclass
@@ -52,10 +47,7 @@ class SampleResult:
 
 def cache_applies(model, graph) -> bool:
     """Only an absorbing-graph network without time conditioning gives noise-level-free outputs."""
-    return graph.name == "absorbing" and not model.config.time_conditioning
-
-
-SAMPLERS = ("events", "steps")
+    return graph.has_mask and not model.config.time_conditioning
 
 
 def event_sampler_applies(model, graph, predictor: str, guided: bool = False) -> bool:
@@ -70,16 +62,46 @@ def event_sampler_applies(model, graph, predictor: str, guided: bool = False) ->
     return cache_applies(model, graph) and predictor == "analytic" and not guided
 
 
+@dataclass(frozen=True)
+class Sampler:
+    """A way from start rows to designs: where it is exact (`applies`), what runs where it is not
+    (`fallback`, a sampler that always applies), and `run`, one padded batch -> (tokens, network rows)."""
+
+    name: str
+    applies: Callable[..., bool]  # (network, graph, predictor, guided) -> bool
+    fallback: str | None
+    run: Callable[..., tuple[torch.Tensor, int]]
+
+
+def _run_events(model, graph, x, lengths, sigmas, sizes, *, predictor, controls, cache, guide, generator,
+                on_step):  # fmt: skip
+    return sample_events(model, graph, x, lengths, sigmas, controls, generator, on_step)
+
+
+def _run_steps(
+    model, graph, x, lengths, sigmas, sizes, *, predictor, controls, cache, guide, generator, on_step
+):
+    scores = NetworkScores(model, graph, x, lengths, cache, controls)
+    if guide is not None:
+        scores = guide.steer(scores)  # the guide runs every step; the network's cache still holds
+    return step_loop(scores, graph, x, sigmas, sizes, predictor, generator, on_step), scores.rows_run
+
+
+SAMPLERS: dict[str, Sampler] = {
+    "events": Sampler("events", event_sampler_applies, "steps", _run_events),
+    "steps": Sampler("steps", lambda *model: True, None, _run_steps),
+}
+
+
 def sampler_that_runs(model, graph, predictor: str, sampler: str, guided: bool = False) -> str:
-    """The sampler asked for, or "steps" where the event sampler does not apply."""
-    applies = event_sampler_applies(model, graph, predictor, guided)
-    return "events" if sampler == "events" and applies else "steps"
+    """The sampler asked for where it applies, else its fallback ("steps" for the event sampler)."""
+    chosen = SAMPLERS[sampler]
+    return chosen.name if chosen.applies(model, graph, predictor, guided) else chosen.fallback
 
 
 def time_grid(noise, steps: int) -> torch.Tensor:
     """t = 1, ..., t_end: steps + 1 equally spaced times, float64 on the host."""
-    t_end = noise.eps if isinstance(noise, LogLinearNoise) else 0.0
-    return torch.linspace(1.0, t_end, steps + 1, dtype=torch.float64)
+    return torch.linspace(1.0, noise.t_end, steps + 1, dtype=torch.float64)
 
 
 def sigma_grid(noise, steps: int) -> list[float]:
@@ -161,50 +183,19 @@ class NetworkScores:
             self.stale |= changed
 
 
-def absorbing_step(x, score, d: float, predictor: str, u, graph) -> torch.Tensor:
-    """One tau-leaping step: masked positions jump to a real token or stay; others never change."""
-    masked = x == graph.mask_index
-    drawn = sample_categorical(absorbing_step_weights(score, d, predictor), u)
-    return torch.where(masked & (drawn < graph.n), drawn, x)  # drawn == n: stays masked
-
-
-def absorbing_denoise(x, score, u, graph) -> torch.Tensor:
-    """The last step: every remaining mask becomes a real token."""
-    drawn = sample_categorical(absorbing_denoise_weights(score), u)
-    return torch.where(x == graph.mask_index, drawn, x)
-
-
-def uniform_step(x, free, score, d: float, predictor: str, u, graph) -> torch.Tensor:
-    current = x.clamp(max=graph.n - 1)  # pads are never free; clamp keeps one_hot in range
-    drawn = sample_categorical(uniform_step_weights(score, current, d, predictor), u)
-    return torch.where(free, drawn, x)
-
-
-def _sample_absorbing(scores, graph, x, sigmas, sizes, predictor, generator, on_step) -> torch.Tensor:
-    """The step loop: per step, scores [B, W, N] (per-token jump rates) -> reverse weights -> draws."""
+def step_loop(scores, graph, x, sigmas, sizes, predictor, generator, on_step) -> torch.Tensor:
+    """The step loop: per step, scores [B, W, N] (per-token jump rates) -> the graph's reverse weights ->
+    draws, then the graph's denoise at t_end. The uniforms are drawn for every row at every step, so the
+    cache never shifts the random stream."""
+    x, free = graph.begin(x, generator)
     for t_sigma, d in zip(sigmas[:-1], sizes, strict=True):
-        score = scores(x, t_sigma, (x == graph.mask_index).any(-1))
-        u = uniforms(x.shape, generator, x.device)  # every row, every step: the cache never shifts the stream
-        new = absorbing_step(x, score, d, predictor, u, graph)
+        score = scores(x, t_sigma, graph.active(x, free))
+        new = graph.step(x, free, score, d, predictor, uniforms(x.shape, generator, x.device))
         scores.tokens_changed((new != x).any(-1))
         x = new
         on_step()
-    score = scores(x, sigmas[-1], (x == graph.mask_index).any(-1))
-    return absorbing_denoise(x, score, uniforms(x.shape, generator, x.device), graph)
-
-
-def _sample_uniform(scores, graph, x, sigmas, sizes, predictor, generator, on_step) -> torch.Tensor:
-    free = x == graph.mask_index
-    start = torch.randint(0, graph.n, x.shape, generator=generator, device=x.device)
-    x = torch.where(free, start, x)  # the uniform graph's limit: designed positions uniformly random
-    everyone = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    for t_sigma, d in zip(sigmas[:-1], sizes, strict=True):
-        score = scores(x, t_sigma, everyone)
-        x = uniform_step(x, free, score, d, predictor, uniforms(x.shape, generator, x.device), graph)
-        on_step()
-    # the denoise is the analytic step over the noise left at t_end
-    score = scores(x, sigmas[-1], everyone)
-    return uniform_step(x, free, score, sigmas[-1], "analytic", uniforms(x.shape, generator, x.device), graph)
+    score = scores(x, sigmas[-1], graph.active(x, free))
+    return graph.denoise(x, free, score, sigmas[-1], uniforms(x.shape, generator, x.device))
 
 
 def _pad_batch(starts: list[torch.Tensor], pad_index: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,28 +264,23 @@ def sample_batches(
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}")
-    if guide is not None and graph.name != "absorbing":
+    if guide is not None and not graph.has_mask:
         raise ValueError("guidance reweights the absorbing graph's unmasking rates")
-    if graph.name != "absorbing" and not controls.is_model:
+    if not graph.has_mask and not controls.is_model:
         raise ValueError("temperature and top-p reshape the absorbing graph's denoising distribution")
     device = next(model.parameters()).device
     sigmas, sizes = sigma_grid(noise, steps), step_sizes(noise, steps, predictor)
-    events = sampler_that_runs(model, graph, predictor, sampler, guide is not None) == "events"
-    run = _sample_absorbing if graph.name == "absorbing" else _sample_uniform
+    run = SAMPLERS[sampler_that_runs(model, graph, predictor, sampler, guide is not None)].run
     step_callback = on_step or (lambda: None)
     for number, batch in enumerate(plan_batches(starts, batch_size)):
         if not runs_batch(number):
             continue
         x, lengths = _pad_batch([starts[i] for i in batch], graph.pad_index, device)
         generator = batch_generator(seed, number, device)
-        if events:
-            x, rows_run = sample_events(model, graph, x, lengths, sigmas, controls, generator, step_callback)
-        else:
-            scores = NetworkScores(model, graph, x, lengths, cache, controls)
-            if guide is not None:
-                scores = guide.steer(scores)  # the guide runs every step; the network's cache still holds
-            x = run(scores, graph, x, sigmas, sizes, predictor, generator, step_callback)
-            rows_run = scores.rows_run
+        x, rows_run = run(
+            model, graph, x, lengths, sigmas, sizes, predictor=predictor, controls=controls, cache=cache,
+            guide=guide, generator=generator, on_step=step_callback,
+        )  # fmt: skip
         x = x.cpu()
         if bool((x == graph.mask_index).any()):
             raise RuntimeError("internal error: a mask token survived the final denoising step")

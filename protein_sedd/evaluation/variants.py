@@ -265,10 +265,10 @@ def masked_marginal_scores(
     network, graph, wildtype: str, variants: Sequence[Variant], *, batch_size: int, progress=None
 ) -> VariantScores:
     """The masked-marginal score of every variant: one network pass per distinct set of mutated positions."""
-    if graph.name != "absorbing":
+    if not graph.has_mask:
         raise UserError(
-            "the masked marginal needs an absorbing-graph model (this one uses the uniform graph, which "
-            "has no mask); use {method} 'elbo'",
+            f"the masked marginal needs an absorbing-graph model (this one uses the {graph.name} graph, "
+            "which has no mask); use {method} 'elbo'",
             field="method",
         )
     device = next(network.parameters()).device

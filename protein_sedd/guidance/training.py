@@ -68,7 +68,7 @@ def guide_inputs(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
 def check_model_can_guide(model) -> None:
     """Guidance reweights the absorbing graph's unmasking rates: a SEDD model on that graph is needed."""
     model.check_can_design()
-    if model.graph.name != "absorbing":
+    if not model.graph.has_mask:
         raise UserError(
             f"{model.path}: guidance needs an absorbing-graph model (this one is {model.graph.name}); "
             "train one with graph=absorbing"
