@@ -295,10 +295,9 @@ class ProteinSEDD:
         these four files, keeping the rest). Never inside a checkpoint or over the model's own folder.
         `provenance` adds records (data, command, evaluations) to provenance.json.
         """
-        from safetensors.torch import save_file
-
-        from protein_sedd.atomic import atomic_path, write_json_atomic, write_text_atomic
+        from protein_sedd.atomic import write_json_atomic, write_text_atomic
         from protein_sedd.hub import is_saved_model, model_card
+        from protein_sedd.model_folder import save_model_folder
         from protein_sedd.outputs import is_checkpoint_dir, refuse_clobbering
         from protein_sedd.paths import check_output_path
 
@@ -317,12 +316,8 @@ class ProteinSEDD:
                 "pass overwrite=True to write the model's four files into it (other files stay)"
             )
         provenance = {**self._provenance(), **(provenance or {})}
-        weights = {k: v.detach().contiguous().cpu() for k, v in self.network.state_dict().items()}
         target.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target / "model.safetensors") as tmp:
-            save_file(weights, str(tmp), metadata={"format": "pt"})
-        with atomic_path(target / "config.yaml") as tmp:
-            OmegaConf.save(self.config, tmp)
+        save_model_folder(target, self.network, self.config, atomic_files=True)  # replaced file by file
         write_json_atomic(target / "provenance.json", provenance)
         card = model_card(target.resolve().name, self.config, provenance, self.network.num_parameters())
         write_text_atomic(target / "README.md", card)  # last: its front matter marks the folder complete

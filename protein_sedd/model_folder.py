@@ -1,7 +1,129 @@
-"""The model folder's layout, the one place its file names live (a checkpoint, a saved model, a run's
-`checkpoint/`): the weights as safetensors and the resolved config as YAML. Imports nothing heavy, so the
-output-safety checks that recognise a model folder load no torch."""
+"""The model folder: one writer and one reader for what a network is stored as.
+
+A model folder holds `model.safetensors` (the weights, never pickled) and `config.yaml` (the resolved run
+config: model, graph, noise, alphabet, lengths, data record). A training checkpoint is one (plus
+trainer_state.pt, `training/checkpoint.py`), and so is a saved model (plus provenance.json and a model
+card, `ProteinSEDD.save_pretrained`); a guide folder stores its weights the same way (`write_weights`,
+`read_weights`) beside its own guide.json. The names live here, and this module imports nothing heavy at
+the top, so the output-safety checks that recognise a model folder load no torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from protein_sedd.errors import UserError
 
 WEIGHTS = "model.safetensors"  # the (EMA) weights
 CONFIG = "config.yaml"  # the resolved run config: model, graph, noise, alphabet, lengths, data record
 CHECKPOINT_DIR = "checkpoint"  # inside a run directory
+
+
+def save_model_folder(folder: Path, network, config, *, atomic_files: bool = False) -> None:
+    """Write `network`'s weights, then `config`, into the existing `folder`.
+
+    A folder that is swapped in whole afterwards (a checkpoint's temporary folder) takes plain writes;
+    `atomic_files` replaces each file by a rename instead (a saved model updated in place), so a reader
+    never sees half a file.
+    """
+    from omegaconf import OmegaConf
+
+    from protein_sedd.atomic import atomic_path
+
+    if atomic_files:
+        with atomic_path(folder / WEIGHTS) as tmp:
+            write_weights(tmp, network)
+        with atomic_path(folder / CONFIG) as tmp:
+            OmegaConf.save(config, tmp)
+    else:
+        write_weights(folder / WEIGHTS, network)
+        OmegaConf.save(config, folder / CONFIG)
+        (folder / CONFIG).chmod(_shareable())
+
+
+def load_model_folder(folder: Path, device="cpu"):
+    """(network in eval mode on `device`, config) of a model folder: the config bounded and validated
+    before the network is built, the weights checked against it (names, shapes, finite values)."""
+    from omegaconf import OmegaConf
+
+    from protein_sedd.model import DDiT, DDiTConfig
+
+    config = load_config(folder)
+    network = DDiT(DDiTConfig.from_dict(OmegaConf.to_container(config.model)))
+    read_weights(folder / WEIGHTS, network, CONFIG)
+    return network.to(device).eval(), config
+
+
+def load_config(folder: Path):
+    """A model folder's config, bounded (see config_files) and validated before any model is built."""
+    from protein_sedd.config_checks import validate_checkpoint_config
+    from protein_sedd.config_files import load_config_file
+
+    config = load_config_file(folder / CONFIG)
+    validate_checkpoint_config(config, folder / CONFIG)
+    return config
+
+
+def write_weights(path: Path, module) -> None:
+    """`module`'s state dict as safetensors at `path` (on the CPU, contiguous), with a new file's usual
+    permissions (safetensors itself creates its files 0600; a model is shareable)."""
+    from safetensors.torch import save_file
+
+    weights = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    save_file(weights, str(path), metadata={"format": "pt"})
+    Path(path).chmod(_shareable())
+
+
+def read_weights(path: Path, module, config_name: str, fix: str = "") -> None:
+    """Load the safetensors file `path` into `module`, refusing an unreadable file, weights that do not
+    match the architecture `config_name` describes, and NaN or infinite values (a diverged run: its
+    designs would be all X). `fix` ends the messages that have one ("; train the guide again")."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        weights = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"{path}: unreadable safetensors file ({err}){fix}") from None
+    check_weights(module, weights, path, config_name)
+    bad = first_non_finite(weights)
+    if bad is not None:
+        raise UserError(f"{path}: weight {bad!r} holds NaN or infinite values; unusable{fix}")
+    module.load_state_dict(weights)
+
+
+def check_weights(module, weights: dict, where: Path, config_name: str = CONFIG) -> None:
+    """Refuse weights that do not match the config's architecture, naming the first mismatch."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        raise UserError(
+            f"{where}: weights do not match {config_name} "
+            f"({what}; {len(missing)} missing, {len(unexpected)} unexpected)"
+        )
+    for name, tensor in expected.items():
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            raise UserError(
+                f"{where}: weights do not match {config_name}: "
+                f"{name!r} has shape {tuple(weights[name].shape)}, "
+                f"the config implies {tuple(tensor.shape)}"
+            )
+
+
+def first_non_finite(tensors: dict) -> str | None:
+    """The name of the first floating-point tensor holding a NaN or an infinity, or None."""
+    import torch
+
+    for name, tensor in tensors.items():
+        floating = isinstance(tensor, torch.Tensor) and tensor.is_floating_point()
+        if floating and not torch.isfinite(tensor).all():
+            return name
+    return None
+
+
+def _shareable() -> int:
+    from protein_sedd.atomic import new_file_mode
+
+    return new_file_mode()

@@ -173,8 +173,6 @@ def test_train_on_a_busy_run_directory_is_refused(tmp_path, synthetic_fasta, cap
 
 def test_disk_full_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path, synthetic_fasta, capsys,
                                                                      monkeypatch):  # fmt: skip
-    from protein_sedd.training import checkpoint
-
     run = tmp_path / "run"
     assert run_cli(["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS], capsys)[0] == 0
     good = snapshot(run / "checkpoint")
@@ -183,7 +181,7 @@ def test_disk_full_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path, 
         Path(filename).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint, "save_file", full_disk)
+    monkeypatch.setattr("safetensors.torch.save_file", full_disk)
     code, _, err = run_cli(["train", "--out", run, "--resume", "--max-steps", "4"], capsys)
     assert code == 2
     assert one_error_line(err).startswith(f"error: no space left on {run} (while writing checkpoint)")

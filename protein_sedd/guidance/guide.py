@@ -17,8 +17,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from protein_sedd.errors import UserError
 from protein_sedd.guidance.network import GuideConfig, GuideNet
@@ -109,18 +107,16 @@ def is_guide_dir(folder: Path) -> bool:
 def save_guide(guide: Guide, folder: Path, *, overwrite: bool = False, option: str = "folder") -> Path:
     """Write `folder`: new, empty, an earlier guide's (train-guide's own), or anything with `overwrite`
     (then only the guide's two files are replaced). The weights first, then the config, each atomically."""
-    from safetensors.torch import save_file
-
     from protein_sedd.atomic import atomic_path, write_json_atomic
+    from protein_sedd.model_folder import write_weights
     from protein_sedd.outputs import OutputFolder
 
     output = OutputFolder(Path(folder), COMMAND, option)
     output.check(overwrite=overwrite)
-    weights = {k: v.detach().contiguous().cpu() for k, v in guide.network.state_dict().items()}
     with output:  # locked: a second run on this folder is refused until this one ends
         output.record([WEIGHTS, CONFIG])
         with atomic_path(output.path / WEIGHTS) as tmp:
-            save_file(weights, str(tmp), metadata={"format": "pt"})
+            write_weights(tmp, guide.network)
         write_json_atomic(output.path / CONFIG, guide.config_record())  # last: marks the guide whole
     guide.path = output.path
     return output.path
@@ -128,7 +124,7 @@ def save_guide(guide: Guide, folder: Path, *, overwrite: bool = False, option: s
 
 def load_guide(folder: str | Path, device: str | torch.device = "cpu") -> Guide:
     """The guide in `folder` (from `train-guide --out`), in eval mode on `device`."""
-    from protein_sedd.checkpoint import check_weights, first_non_finite
+    from protein_sedd.model_folder import read_weights
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -146,13 +142,9 @@ def load_guide(folder: str | Path, device: str | torch.device = "cpu") -> Guide:
         raise UserError(f"guide {folder}: {CONFIG} is of an unknown format; train the guide again")
     try:
         network = GuideNet(GuideConfig.from_dict(record.get("network") or {}))
-        weights = load_file(str(folder / WEIGHTS))
-    except (SafetensorError, OSError, ValueError, TypeError) as err:
-        raise UserError(f"guide {folder}: unreadable guide ({err})") from None
-    check_weights(network, weights, folder / WEIGHTS)
-    if first_non_finite(weights) is not None:
-        raise UserError(f"guide {folder}: {WEIGHTS} holds NaN or infinite values; train the guide again")
-    network.load_state_dict(weights)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"guide {folder}: unreadable guide network in {CONFIG} ({err})") from None
+    read_weights(folder / WEIGHTS, network, CONFIG, "; train the guide again")
     known = {"kind", "format", "network", "task", "classes", "label_mean", "label_std"}
     return Guide(
         network.to(device).eval(),

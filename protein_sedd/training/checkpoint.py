@@ -1,6 +1,6 @@
 """Writing checkpoints during training, and reading back what `--resume` needs (`trainer_state.pt`).
 
-A training checkpoint is a checkpoint folder (`protein_sedd.checkpoint`: model.safetensors, config.yaml)
+A training checkpoint is a model folder (`protein_sedd.model_folder`: model.safetensors, config.yaml)
 plus trainer_state.pt (optimiser, raw weights, batch position, noise generator). It is written into a
 temporary folder and swapped in with renames, so a crash at any moment leaves the previous complete
 checkpoint (at `checkpoint/` or, mid-swap, `checkpoint.old/`). The trainer state is read through
@@ -14,12 +14,11 @@ import shutil
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import save_file
+from omegaconf import DictConfig
 
 from protein_sedd.atomic import new_file_mode, raise_no_space
-from protein_sedd.checkpoint import CHECKPOINT_DIR, CONFIG, WEIGHTS, first_non_finite
 from protein_sedd.errors import UserError
+from protein_sedd.model_folder import CHECKPOINT_DIR, first_non_finite, save_model_folder
 
 TRAINER_STATE = "trainer_state.pt"
 # the checkpoint and its two swap-time siblings (being written; the previous one, mid-swap)
@@ -41,13 +40,10 @@ def save_checkpoint(
     try:
         with raise_no_space(final):
             tmp.mkdir(parents=True)
-            weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-            save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
-            OmegaConf.save(config, tmp / CONFIG)
+            save_model_folder(tmp, model, config)  # plain writes: the folder is swapped in whole below
             if trainer_state is not None:
                 torch.save(trainer_state, tmp / TRAINER_STATE)
-            for written in tmp.iterdir():  # safetensors creates its file 0600; a checkpoint is shareable
-                written.chmod(new_file_mode())
+                (tmp / TRAINER_STATE).chmod(new_file_mode())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

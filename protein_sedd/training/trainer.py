@@ -640,7 +640,6 @@ def _dump_rank_weights(model: torch.nn.Module, ranks: Distributed) -> None:
     """Testing hook: with PROTEIN_SEDD_RANK_WEIGHTS=DIR each rank saves its final raw weights there."""
     folder = os.environ.get("PROTEIN_SEDD_RANK_WEIGHTS")
     if folder:
-        from safetensors.torch import save_file
+        from protein_sedd.model_folder import write_weights
 
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, str(Path(folder) / f"rank{ranks.rank}.safetensors"))
+        write_weights(Path(folder) / f"rank{ranks.rank}.safetensors", model)
