@@ -1,6 +1,8 @@
 """The training loop: score entropy, AdamW with warm-up, clipping, EMA, accumulation, validation ELBO,
 early stopping (`trainer.patience`, early_stopping.py); a fine-tuning run starts from its parent's weights
-(`init_from`, init_from.py).
+(`init_from`, init_from.py). Around the loop: the run directory (run_folder.py: claim, config and splits
+records, resume checks, checkpoints), the learning-rate schedule (schedule.py), stopping by signal
+(stop.py), the state a checkpoint holds (state.py) and the metrics log (metrics.py).
 
 Everything a run needs to continue lives in its checkpoint (weights, optimiser, EMA, batch position,
 noise and dropout generators, early-stopping count), so `--resume` continues exactly where the run stopped:
@@ -10,11 +12,8 @@ on a CPU, a resumed run reaches the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import math
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -26,17 +25,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 
-from protein_sedd.atomic import atomic_path, write_json_atomic
 from protein_sedd.baselines.autoregressive import sequence_nll
-from protein_sedd.checkpoint import CHECKPOINT_DIR, resolve_checkpoint_dir
+from protein_sedd.checkpoint import resolve_checkpoint_dir
 from protein_sedd.config_checks import validate_config
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import BatchStream, encode_all
-from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.data.prepare import prepare_splits, recorded_data_config
-from protein_sedd.data.splits import SPLIT_METHODS, SPLITS
 from protein_sedd.devices import select_device
-from protein_sedd.diffusion.graph import AbsorbingGraph, UniformGraph, build_graph
+from protein_sedd.diffusion.graph import Graph, build_graph
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.diffusion.loss import score_entropy_loss
 from protein_sedd.diffusion.noise import GeometricNoise, LogLinearNoise, build_noise
@@ -44,60 +40,23 @@ from protein_sedd.distributed import Distributed, distributed
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation.likelihood import sequence_bound
 from protein_sedd.model import DDiT, DDiTConfig
+from protein_sedd.model_folder import CHECKPOINT_DIR
 from protein_sedd.outputs import OutputFolder
-from protein_sedd.training.checkpoint import CHECKPOINT_FOLDERS, load_trainer_state, save_checkpoint
+from protein_sedd.training.checkpoint import load_trainer_state
 from protein_sedd.training.ema import EMA
 from protein_sedd.training.init_from import load_parent_weights
-from protein_sedd.training.metrics import MetricsLog, plot_loss_curve
+from protein_sedd.training.metrics import MetricsLog
+from protein_sedd.training.run_folder import (
+    METRICS_FILE,
+    Checkpoints,
+    check_metrics,
+    claim_run_dir,
+    run_config,
+    start_run_dir,
+)
+from protein_sedd.training.schedule import lr_at
 from protein_sedd.training.state import TrainingState, noise_seed
-
-RUN_CONFIG = "config.yaml"
-SPLITS_FILE = "splits.json"
-METRICS_FILE = "metrics.csv"
-LOSS_CURVE = "loss_curve.png"
-# everything a run writes in its directory: what --overwrite may remove
-RUN_FILES = [RUN_CONFIG, SPLITS_FILE, METRICS_FILE, LOSS_CURVE, *CHECKPOINT_FOLDERS]
-
-
-def lr_at(step: int, t: DictConfig) -> float:
-    if step < t.warmup_steps:
-        return t.lr * (step + 1) / t.warmup_steps
-    if t.schedule == "cosine":
-        progress = min(1.0, (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps))
-        return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-    return t.lr
-
-
-class StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints the last completed step and exits cleanly.
-
-    The flag is looked at between micro-batches too, so a large `trainer.accumulate` does not delay a
-    pre-emption by a whole step: the partial step is dropped, never applied half-accumulated.
-    """
-
-    def __init__(self):
-        self.signal: int | None = None
-        self._previous: dict = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.signal = signum
-
-    def agreed(self, ranks: Distributed, group=None) -> bool:
-        """Whether any rank was asked to stop; every rank calls this at the same point of the loop."""
-        flag = torch.tensor([float(self.signal is not None)])
-        if ranks.enabled:  # a CPU all-reduce (gloo `group` under NCCL): it never waits for the GPU
-            torch.distributed.all_reduce(flag, group=group)
-        return bool(flag[0] > 0)
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+from protein_sedd.training.stop import StopRequest
 
 
 @dataclass
@@ -107,126 +66,6 @@ class TrainResult:
     final_loss: float
     valid_bits_per_residue: float | None
     interrupted: bool = False
-
-
-def _run_config(cfg: DictConfig, prepared, train_records) -> DictConfig:
-    extra = {
-        "alphabet": {
-            "tokens": ALPHABET.tokens,
-            "n_residues": ALPHABET.n_residues,
-            "pad_index": ALPHABET.pad_index,
-            "mask_index": ALPHABET.mask_index,
-        },
-        "lengths": _length_entry(cfg, prepared, train_records),
-        "dataset": {
-            "name": cfg.data.name,
-            "source": str(prepared.source),
-            "sha256": prepared.sha256,
-            **prepared.splits.stats,
-        },
-    }
-    return OmegaConf.merge(OmegaConf.to_container(cfg, resolve=True), extra)
-
-
-def _length_entry(cfg: DictConfig, prepared, train_records) -> dict:
-    """The run config's `lengths`: the histogram designs draw from (full-length training members when
-    fragments are filtered, data/family.py) and, in words, which records it counts."""
-    family = prepared.family
-    if family is None:
-        return LengthPrior.from_counts(train_records.length_counts(), cfg.model.max_length).to_config()
-    members = family.length_members(train_records.indices)
-    prior = LengthPrior.from_counts(family.store.length_counts(members), cfg.model.max_length)
-    return {**prior.to_config(), "source": family.length_source(train_records.indices)}
-
-
-def _write_splits(path: Path, prepared, method: str) -> None:
-    """The dataset's sha256 and which records trained (`train_digest`, token_store.RecordView.ids_digest);
-    the id lists too under data.split=sequence_hash, none under id_hash (millions of ids: the split is
-    a function of the ids and the seed, and `evaluate` recomputes it)."""
-    splits = prepared.splits
-    payload = {"source": str(prepared.source), "sha256": prepared.sha256, "split": method}
-    payload.update({f"n_{name}": len(splits[name]) for name in SPLITS})
-    payload["train_digest"] = splits.train.ids_digest()
-    if method == "sequence_hash":
-        payload.update(splits.ids())
-    write_json_atomic(path, payload)
-
-
-def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> OutputFolder:
-    """Check and lock the run directory: a new or empty folder, or this trainer's own run.
-
-    A new run never writes into someone else's folder, nor over an earlier run's checkpoint unless
-    `overwrite` says so (which removes only the files a run writes); `resume` needs a run with a checkpoint.
-    """
-    folder = OutputFolder(run_dir, "train", "--out")
-    state = folder.check(overwrite=overwrite and not resume)
-    has_checkpoint = (run_dir / CHECKPOINT_DIR).exists() or (run_dir / f"{CHECKPOINT_DIR}.old").exists()
-    earlier_run = state == "own" or (has_checkpoint and (run_dir / RUN_CONFIG).is_file())
-    if resume and not (earlier_run and has_checkpoint):
-        raise UserError(
-            f"--resume: {run_dir} holds no checkpoint to resume; drop --resume to start a new run"
-        )
-    if not resume and has_checkpoint and not overwrite:
-        raise UserError(
-            f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start it again "
-            "(removes its checkpoint), or choose another --out"
-        )
-    folder.lock()
-    if overwrite and not resume:
-        folder.remove_own_files()
-    folder.record(RUN_FILES)
-    return folder
-
-
-def _recorded_splits(path: Path) -> dict:
-    """splits.json of the run being resumed: its dataset's sha256 and its training ids or their digest
-    (runs from before the digest record the ids alone), checked for shape."""
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, ValueError) as err:  # missing, unreadable, not UTF-8 or not JSON
-        what = type(err).__name__
-        raise UserError(f"--resume: {path}: unreadable ({what}); is this a run directory?") from None
-    ok = (
-        isinstance(recorded, dict)
-        and isinstance(recorded.get("sha256"), str)
-        and (
-            isinstance(recorded.get("train_digest"), str)
-            or isinstance(recorded.get("train"), list)
-            and all(isinstance(i, str) for i in recorded["train"])
-        )
-    )
-    if not ok:
-        raise UserError(
-            f"--resume: {path}: malformed (needs 'sha256' and 'train_digest' or a 'train' list of ids)"
-        )
-    return recorded
-
-
-NUMERIC_METRICS = (
-    "train_loss", "lr", "grad_norm", "tokens_per_s", "valid_nats_per_sequence", "valid_bits_per_residue",
-    "elapsed_s",
-)  # fmt: skip
-
-
-def _check_metrics(path: Path) -> None:
-    """metrics.csv of a resumed run: whole-number steps and numbers where numbers belong, before it is
-    rewritten and plotted (a damaged log stops the resume with one line, not a traceback mid-run)."""
-    if not path.exists():
-        return
-    try:
-        rows = MetricsLog.read(path)
-        for number, row in enumerate(rows, start=2):
-            try:
-                int(row["step"])
-                for key in NUMERIC_METRICS:
-                    if row.get(key):
-                        float(row[key])
-            except (KeyError, TypeError, ValueError):
-                raise UserError(
-                    f"--resume: {path}: malformed line {number}; repair it or move the file away"
-                ) from None
-    except (OSError, ValueError, csv.Error) as err:
-        raise UserError(f"--resume: {path}: unreadable ({type(err).__name__})") from None
 
 
 def train(
@@ -266,22 +105,22 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
     if prepared is None:
         prepared = prepare_splits(data_cfg, cfg.model.max_length)
     splits = prepared.splits
-    run_cfg = _run_config(cfg, prepared, splits.train)
+    run_cfg = run_config(cfg, prepared, splits.train)
     _check_patience(cfg, splits.valid)
-    _start_run_dir(run_dir, resume, prepared, run_cfg, ranks)
+    start_run_dir(run_dir, resume, prepared, run_cfg, ranks)
     weights = prepared.family.split_weights(splits.train.indices) if prepared.family else None
     state = _training_state(cfg, splits.train, dev, ranks, from_parent=not resume, weights=weights)
     if resume:
         checkpoint_dir = resolve_checkpoint_dir(run_dir)
         state.load_state_dict(load_trainer_state(checkpoint_dir), checkpoint_dir)
         if ranks.is_main:
-            _check_metrics(run_dir / METRICS_FILE)
+            check_metrics(run_dir / METRICS_FILE)
     metrics = (
         MetricsLog(run_dir / METRICS_FILE, resume_from_step=state.step if resume else None)
         if ranks.is_main
         else None
     )
-    checkpoints = _Checkpoints(run_dir, run_cfg, ranks, saved_step=state.step if resume else None)
+    checkpoints = Checkpoints(run_dir, run_cfg, ranks, saved_step=state.step if resume else None)
     run = _Run.build(cfg, state, splits.valid[: t.val_sequences], dev, ranks)
 
     console.print(
@@ -358,30 +197,7 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
     return TrainResult(run_dir, state.step, loss_value, log.valid_bits_per_residue, stopped is not None)
 
 
-# setup: the run directory, the training state, and what every step uses
-
-
-def _start_run_dir(run_dir: Path, resume: bool, prepared, run_cfg: DictConfig, ranks: Distributed) -> None:
-    """A resumed run must see the dataset it was trained on; a new one records its splits and config."""
-    if resume:
-        recorded = _recorded_splits(run_dir / SPLITS_FILE)
-        train = prepared.splits.train
-        same_train = (
-            recorded["train_digest"] == train.ids_digest()
-            if "train_digest" in recorded
-            else recorded["train"] == [r.id for r in train]
-        )
-        if recorded["sha256"] != prepared.sha256 or not same_train:
-            raise UserError(
-                f"--resume: the dataset differs from the one {run_dir} was trained on ({prepared.source})"
-            )
-    ranks.barrier()  # every rank has checked the run directory before rank 0 writes to it
-    if ranks.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            _write_splits(run_dir / SPLITS_FILE, prepared, run_cfg.data.get("split", SPLIT_METHODS[0]))
-            with atomic_path(run_dir / RUN_CONFIG) as tmp:
-                OmegaConf.save(run_cfg, tmp)
+# setup: the training state and what every step uses
 
 
 def _check_patience(cfg: DictConfig, valid_records) -> None:
@@ -436,7 +252,7 @@ class _Run:
     cfg: DictConfig
     state: TrainingState
     forward_model: torch.nn.Module  # state.model as DDP and torch.compile wrap it
-    graph: AbsorbingGraph | UniformGraph
+    graph: Graph
     noise: LogLinearNoise | GeometricNoise
     valid_tokens: list[torch.Tensor]  # this rank's share of the validation sequences
     dev: torch.device
@@ -556,7 +372,7 @@ def _skip_non_finite(loss: float, bad_steps: int, step: int, max_bad_steps: int,
         )
 
 
-# logging and checkpoints
+# logging
 
 PROGRESS_COLUMNS = [
     TextColumn("[bold blue]train"),
@@ -613,27 +429,6 @@ class _StepLog:
         self.progress.update(self.task, loss=f"{loss / LN2:.3f} bits/res", speed=speed)
         self.last, self.tokens = now, 0
         return row
-
-
-class _Checkpoints:
-    """Saves the training state once per step reached; rank 0 writes, and a failure there (a full disk)
-    stops every rank alike."""
-
-    def __init__(self, run_dir: Path, run_cfg: DictConfig, ranks: Distributed, saved_step: int | None):
-        self.run_dir, self.run_cfg, self.ranks = run_dir, run_cfg, ranks
-        self.saved_step = saved_step
-
-    def save(self, state: TrainingState) -> None:
-        if self.saved_step == state.step:  # a stop right after a scheduled save: nothing new to write
-            return
-        self.saved_step = state.step
-
-        def save() -> None:
-            config = OmegaConf.merge(self.run_cfg, {"step": state.step})
-            save_checkpoint(self.run_dir, state.ema.model, config, state.state_dict())
-            plot_loss_curve(self.run_dir / METRICS_FILE, self.run_dir / LOSS_CURVE)
-
-        self.ranks.from_main(save)
 
 
 def _dump_rank_weights(model: torch.nn.Module, ranks: Distributed) -> None:
