@@ -14,47 +14,34 @@ from Python.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from protein_sedd.checkpoint import Checkpoint, load_checkpoint
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import batches_in_order, encode_all
 from protein_sedd.data.datasets import sha256_of
 from protein_sedd.data.fasta import FastaRecord, normalised_sequence
-from protein_sedd.data.focus_columns import FocusMapping
-from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.design.records import Design, Designs
 from protein_sedd.devices import inference_autocast, select_device
-from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.likelihood import LN2
-from protein_sedd.diffusion.noise import build_noise
 from protein_sedd.distributed import Distributed
 from protein_sedd.errors import UserError
-from protein_sedd.evaluation.likelihood import sequence_scores
 from protein_sedd.limits import MAX_BATCH_SIZE, check_int
+from protein_sedd.model.trained import TrainedModel
 
 __all__ = ["Design", "Designs", "ProteinSEDD", "load", "load_guide"]
 
 SCORE_COLUMNS = ["id", "sequence", "length", "nats", "bits_per_residue", "standard_error_nats"]
 
 
-class ProteinSEDD:
-    """A trained SEDD model: its network, config, forward process (graph, noise) and length distribution."""
-
-    def __init__(self, checkpoint: Checkpoint):
-        self.network = checkpoint.model
-        self.config: DictConfig = checkpoint.config
-        self.path: Path = checkpoint.path
-        self.graph = build_graph(self.config.graph.name, ALPHABET)
-        self.noise = build_noise(self.config.noise)
-        self.length_prior = LengthPrior.from_config(self.config)
-        # a focus_columns model (data/focus_columns.py): its sequences are rows over the focus columns
-        self.focus = FocusMapping.from_config(self.config, f"{self.path}: ")
+class ProteinSEDD(TrainedModel):
+    """A trained SEDD model: its network, config, forward process (graph, noise), length distribution and
+    representation (protein_sedd/model/trained.py), with the user's methods."""
 
     @property
     def name(self) -> str:
@@ -64,22 +51,6 @@ class ProteinSEDD:
         if folder.parent.name == "snapshots":  # the Hugging Face cache: models--user--repo/snapshots/<hash>
             name = folder.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
         return "_".join(name.split()) or "checkpoint"
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.network.parameters()).device
-
-    @property
-    def is_autoregressive(self) -> bool:
-        """The autoregressive baseline (`model=ar`) scores exactly but cannot design."""
-        return bool(self.config.model.get("causal", False))
-
-    def check_can_design(self) -> None:
-        """Refuse to design with the autoregressive baseline (it has no denoiser to sample from)."""
-        if self.is_autoregressive:
-            raise UserError(
-                f"{self.path}: the autoregressive baseline (model=ar) cannot design; use a SEDD model"
-            )
 
     def __repr__(self) -> str:
         parameters = self.network.num_parameters()
@@ -158,12 +129,9 @@ class ProteinSEDD:
 
         check_int("t_samples", t_samples, 1, 10_000)
         check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-        ids, texts = _ids_and_sequences(sequences, self.config.model.max_length, self.focus)
+        ids, texts = self.rows(sequences)
         tokens = encode_all(texts)
-        total, error = sequence_scores(
-            self.network, self.graph, self.length_prior, tokens, t_samples=t_samples, batch_size=batch_size,
-            seed=seed,
-        )  # fmt: skip
+        total, error = self.nats(tokens, t_samples=t_samples, batch_size=batch_size, seed=seed)
         lengths = torch.tensor([len(t) for t in tokens])
         frame = pd.DataFrame(
             {
@@ -177,6 +145,44 @@ class ProteinSEDD:
             columns=SCORE_COLUMNS,
         )
         return frame
+
+    def evaluate(
+        self,
+        sequences: Path | Sequence[str] | Sequence[FastaRecord] | None = None,
+        *,
+        dataset: str | None = None,
+        split: str = "test",
+        t_samples: int = 32,
+        batch_size: int = 64,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> dict:
+        """The likelihood report of `protein-sedd evaluate`: -log p(x) per sequence and over the set.
+
+        What is scored: every record of a FASTA file (`sequences` a Path), a list of sequences or records,
+        or (None) the `split` ('train', 'valid' or 'test') of `dataset`, by default the model's own
+        training data with its split recomputed exactly. The dict holds `nats_per_sequence`,
+        `bits_per_residue`, `perplexity_bound`, counts, the length term, the standard error over sequences,
+        `exact` (True for model=ar) and `per_sequence` rows (id, length, nats, bits_per_residue,
+        standard_error_nats), as `score` computes them. `progress`: a bar on stderr.
+        """
+        from protein_sedd.evaluation import likelihood
+
+        likelihood.check_evaluation_settings(sequences, dataset, split, t_samples, batch_size, seed)
+        records, source = likelihood.evaluation_records(self, sequences, dataset, split)
+        with contextlib.ExitStack() as stack:
+            advance = None
+            if progress:
+                from rich.console import Console
+
+                from protein_sedd.progress import LoopProgress
+
+                bar = stack.enter_context(LoopProgress(Console(stderr=True), "evaluate", len(records)))
+                advance = bar.advance
+            report = likelihood.likelihood_report(
+                self, records, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=advance
+            )
+        return {"checkpoint": str(self.path), "source": source, **report}
 
     def score_variants(
         self,
@@ -246,8 +252,7 @@ class ProteinSEDD:
 
         check_guide_settings(steps, batch_size, lr, seed, valid_fraction)
         labelled = labels if isinstance(labels, Labelled) else labelled_from(labels, fasta)
-        if self.focus is not None:
-            self.focus.check_rows(zip(labelled.where, map(len, labelled.sequences), strict=True))
+        self.representation.check_rows(zip(labelled.where, map(len, labelled.sequences), strict=True))
         return train_guide(
             self, labelled, task, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
             valid_fraction=valid_fraction, device=self.device, on_step=on_step,
@@ -269,7 +274,7 @@ class ProteinSEDD:
         if pool not in ("mean", None):
             raise UserError(f"pool={pool!r}: choose 'mean' or None")
         check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-        _, texts = _ids_and_sequences(sequences, self.config.model.max_length, self.focus)
+        _, texts = self.rows(sequences)
         tokens = encode_all(texts)
         states: list[torch.Tensor | None] = [None] * len(tokens)
         for index, x, lengths in batches_in_order(tokens, batch_size, ALPHABET.pad_index):
@@ -357,7 +362,7 @@ def load(
     present), cpu, cuda, or a torch.device.
     """
     dev = device if isinstance(device, torch.device) else select_device(device)
-    return ProteinSEDD(load_checkpoint(source, dev, revision))
+    return ProteinSEDD.load(source, dev, revision)
 
 
 def load_guide(folder: str | Path, device: str | torch.device = "auto"):
@@ -365,28 +370,3 @@ def load_guide(folder: str | Path, device: str | torch.device = "auto"):
     from protein_sedd.guidance.guide import load_guide as load_folder
 
     return load_folder(folder, device if isinstance(device, torch.device) else select_device(device))
-
-
-def _ids_and_sequences(sequences, max_length: int, focus=None) -> tuple[list[str], list[str]]:
-    """Accept plain strings (ids seq_1, seq_2, ...) or records with .id and .sequence; normalise and check
-    (for a focus_columns model, `focus`, that each is a row over its focus columns)."""
-    if isinstance(sequences, (str, bytes)):
-        raise UserError("give a list of sequences, not one string")
-    ids, texts = [], []
-    for number, item in enumerate(sequences, start=1):
-        ident = getattr(item, "id", None) or f"seq_{number}"
-        raw = getattr(item, "sequence", item)
-        if not isinstance(raw, str):
-            raise UserError(f"sequence {number}: expected a string, got {type(raw).__name__}")
-        text = normalised_sequence(raw, f"sequence {ident!r}")
-        if focus is not None:
-            focus.check_rows([(f"sequence {ident!r}", len(text))])
-        if len(text) > max_length:
-            raise UserError(
-                f"sequence {ident!r}: {len(text)} residues, longer than the model context ({max_length})"
-            )
-        ids.append(ident)
-        texts.append(text)
-    if not texts:
-        raise UserError("no sequences given")
-    return ids, texts

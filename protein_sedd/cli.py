@@ -52,7 +52,8 @@ app.command("train-guide")(train_guide.train_guide)
 
 # A library error names the Python parameter (`UserError(field="batch_size")`); here it becomes the flag.
 # Every parameter is the flag of its name (batch_size -> --batch-size) except these:
-FLAGS = {"mutants": "--variants", "source": "--checkpoint"}  # load(source) is --checkpoint
+# load(source) is --checkpoint; evaluate(sequences) reads a FASTA file from the shell
+FLAGS = {"mutants": "--variants", "source": "--checkpoint", "sequences": "--fasta"}
 
 
 def flag(field: str) -> str:

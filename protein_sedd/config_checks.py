@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.family import LENGTH_PRIORS as LENGTH_PRIOR_CHOICES
 from protein_sedd.data.family import WEIGHTS as WEIGHT_CHOICES
-from protein_sedd.data.focus_columns import REPRESENTATIONS, FocusMapping
+from protein_sedd.data.representation import REPRESENTATIONS, representation_for
 from protein_sedd.data.splits import SPLIT_METHODS
 from protein_sedd.diffusion.graph import GRAPHS
 from protein_sedd.diffusion.noise import NOISES
@@ -316,7 +316,7 @@ def validate_checkpoint_config(cfg, path) -> None:
             raise UserError(f"{where}{name}: expected a mapping, found {type(plain[name]).__name__}")
     if "data" in plain:
         check_data(where, plain["data"])
-        FocusMapping.from_config(plain, where)  # a focus_columns model's record of its focus
+        representation_for(plain, where)  # a focus_columns model's record of its focus
     if plain.get("lengths", {}).get("histogram") is not None:
         check_histogram(where, plain["lengths"]["histogram"])
     step = plain.get("step", 0)

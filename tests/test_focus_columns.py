@@ -165,8 +165,7 @@ def test_variants_are_scored_on_the_focus_row_at_their_columns(columns_run):
     assert frame.attrs["network_passes"] == 4  # {0}, {4}, {0, 4}, {7}: the unscored take none
     elbo = model.score_variants(FOCUS_SEQUENCE, MUTANTS, "elbo", t_samples=4, seed=3)
     expected = elbo_difference_scores(
-        model.network, model.graph, model.length_prior, FOCUS_ROW, _column_variants(), t_samples=4, seed=3,
-        batch_size=64,
+        model, FOCUS_ROW, _column_variants(), t_samples=4, seed=3, batch_size=64,
     )  # fmt: skip
     assert elbo["score"].tolist() == pytest.approx(_expected(expected.score), abs=1e-9, nan_ok=True)
     assert elbo["standard_error"].isna().tolist() == [False, False, True, False, True, False]

@@ -16,11 +16,10 @@ import torch
 
 from protein_sedd.atomic import write_json_atomic
 from protein_sedd.baselines.unigram import unigram_log_probs, unigram_nll
-from protein_sedd.checkpoint import load_checkpoint
-from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.data.prepare import prepare_splits, recorded_data_config
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.evaluation.likelihood import likelihood_report
+from protein_sedd.model.trained import TrainedModel
 
 
 def main() -> None:
@@ -32,18 +31,18 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     named = dict(item.split("=", 1) for item in args.checkpoint)
-    checkpoints = {name: load_checkpoint(path) for name, path in named.items()}
-    first = next(iter(checkpoints.values())).config
-    splits = prepare_splits(recorded_data_config(first), int(first.model.max_length), option=None).splits
+    models = {name: TrainedModel.load(path) for name, path in named.items()}
+    first = next(iter(models.values()))
+    splits = prepare_splits(recorded_data_config(first.config), first.max_length, option=None).splits
     rows = {}
-    for name, checkpoint in checkpoints.items():
-        report = likelihood_report(checkpoint, splits.test, t_samples=args.t_samples, batch_size=128, seed=0)
+    for name, model in models.items():
+        report = likelihood_report(model, splits.test, t_samples=args.t_samples, batch_size=128, seed=0)
         kind = "exact NLL" if report["exact"] else "-ELBO bound"
         keys = ("bits_per_residue", "nats_per_sequence", "perplexity_bound", "n_sequences", "n_residues")
-        rows[name] = {"kind": kind, "steps": int(checkpoint.config.step), **{k: report[k] for k in keys}}
+        rows[name] = {"kind": kind, "steps": int(model.config.step), **{k: report[k] for k in keys}}
     log_probs = unigram_log_probs([r.sequence for r in splits.train])
     test_lengths = torch.tensor([len(r.sequence) for r in splits.test])
-    length_nats = -LengthPrior.from_config(first).log_prob(test_lengths)
+    length_nats = -first.length_prior.log_prob(test_lengths)
     nats = [
         unigram_nll(r.sequence, log_probs) + float(n) for r, n in zip(splits.test, length_nats, strict=True)
     ]

@@ -178,12 +178,8 @@ def design(
         if request.draws_lengths:
             source = _length_source(model)
             log_line(console, f"lengths: drawn from the training length distribution of {source}")
-        if model.focus is not None:
-            log_line(
-                console,
-                f"representation focus_columns: each design is a row over the {len(model.focus.positions)} "
-                "focus columns, written with its X (deletions) removed (aligned_length= in the header)",
-            )
+        if model.representation.design_note() is not None:
+            log_line(console, model.representation.design_note())
         designs = plan.run(ranks)
     if not ranks.is_main:
         return  # rank 0 writes

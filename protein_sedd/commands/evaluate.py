@@ -6,16 +6,13 @@ import json
 from pathlib import Path
 
 import typer
-from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from protein_sedd.atomic import write_json_atomic
 from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 from protein_sedd.errors import UserError
-from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, check_int
 from protein_sedd.outputs import check_output_file
-from protein_sedd.progress import LoopProgress
 
 
 def is_report_json(path: Path) -> bool:
@@ -40,34 +37,6 @@ def is_scores_csv(path: Path) -> bool:
 
 
 SUMMARY_KEYS = ["nats_per_sequence", "bits_per_residue", "perplexity_bound", "n_sequences", "n_residues"]
-
-
-def _records(checkpoint, dataset: str | None, split: str, fasta: Path | None):
-    from protein_sedd.data.fasta import read_fasta
-    from protein_sedd.data.prepare import prepare_splits, recorded_data_config
-
-    config = checkpoint.config
-    if fasta is not None:
-        return read_fasta(fasta), str(fasta)
-    own = dataset is None or dataset == config.data.name
-    if own:
-        data_cfg = recorded_data_config(config)  # the file it was trained on, if still there unchanged
-        dataset = config.data.name
-    elif dataset == "fasta":
-        raise UserError("--dataset fasta: this checkpoint was not trained on a FASTA file; use --fasta PATH")
-    else:
-        data_cfg = OmegaConf.merge(config.data, {"name": dataset, "fasta": None})
-    # --fasta evaluates a whole file, not the split: the not-found message names PROTEIN_SEDD_DATA alone
-    prepared = prepare_splits(data_cfg, int(config.model.max_length), option=None)
-    recorded = config.get("dataset", {}).get("sha256")
-    if own and recorded and recorded != prepared.sha256:
-        raise UserError(
-            f"{prepared.source}: differs from the file this checkpoint was trained on (sha256 mismatch)"
-        )
-    records = prepared.splits[split]
-    if not records:
-        raise UserError(f"split {split!r} of {dataset} is empty for this checkpoint's split settings")
-    return records, f"{dataset}:{split}"
 
 
 def evaluate(
@@ -110,17 +79,10 @@ def evaluate(
     threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
 ) -> None:
     """Held-out -log p(x) in nats/sequence and bits/residue: the ELBO bound (SEDD) or exact NLL (model=ar)."""
-    from protein_sedd.checkpoint import load_checkpoint
-    from protein_sedd.data.focus_columns import FocusMapping
-    from protein_sedd.evaluation.likelihood import check_lengths, likelihood_report
+    from protein_sedd.api import load
+    from protein_sedd.evaluation.likelihood import check_evaluation_settings
 
-    if dataset is not None and fasta is not None:
-        raise UserError("give one of --dataset NAME (with --split) or --fasta PATH, not both")
-    if split not in ("train", "valid", "test"):
-        raise UserError(f"--split {split!r}: choose train, valid or test")
-    check_int("t_samples", t_samples, 1, MAX_T_SAMPLES)
-    check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-    check_int("seed", seed, 0, MAX_SEED)
+    check_evaluation_settings(fasta, dataset, split, t_samples, batch_size, seed)
     outputs = [(json_out, "--json", is_report_json), (csv_out, "--csv", is_scores_csv)]
     for path, option, is_own in outputs:
         if path is None:
@@ -133,25 +95,13 @@ def evaluate(
     if json_out is not None and csv_out is not None and json_out.absolute() == csv_out.absolute():
         raise UserError("--json and --csv name the same file; give two names")
     check_threads(threads)
-    dev = select_device(device)
-    loaded = load_checkpoint(checkpoint, dev)
-    records, source = _records(loaded, dataset, split, fasta)
-    focus = FocusMapping.from_config(loaded.config)
-    if focus is not None and fasta is not None:  # the split's records are rows already; a file's must be
-        focus.check_rows((f"{fasta}: record {r.id!r}", len(r.sequence)) for r in records)
-    check_lengths(records, int(loaded.config.model.max_length), source)
-
-    console = Console(stderr=True)
-    with cpu_threads(threads), LoopProgress(console, "evaluate", len(records)) as progress:
-        report = likelihood_report(
-            loaded,
-            records,
-            t_samples=t_samples,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress.advance,
-        )
-    report = {"checkpoint": str(loaded.path), "source": source, **report}
+    model = load(checkpoint, select_device(device))
+    with cpu_threads(threads):
+        report = model.evaluate(
+            fasta, dataset=dataset, split=split, t_samples=t_samples, batch_size=batch_size, seed=seed,
+            progress=True,
+        )  # fmt: skip
+    source = report["source"]
     table = Table(title=f"negative ELBO on {source}")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -131,22 +131,14 @@ def score_variants(
 
     with cpu_threads(threads) as n_threads:
         model = load(checkpoint, requested)
-        max_length = int(model.config.model.max_length)
-        if model.focus is None and len(record.sequence) > max_length:
-            raise UserError(
-                f"--wildtype {wildtype}: record {record.id!r} has {len(record.sequence)} residues, longer "
-                f"than the model context ({max_length}) of {model.path}"
-            )
-        # a focus_columns model scores the focus's column row: the wild type must be that focus
+        # what the model scores: the wild type, or a focus_columns model's row over its columns
         where = f"--wildtype {wildtype}: record {record.id!r}"
-        plan = scoring_plan(model.focus, record.sequence, parsed, where)
+        plan = scoring_plan(model.representation, record.sequence, parsed, model.max_length, where)
         from protein_sedd.progress import LoopProgress
 
         console = Console(stderr=True)
         total = network_passes(plan.sequence, plan.variants, method, t_samples, model.is_autoregressive)
-        length = f"{len(record.sequence)} residues"
-        if model.focus is not None:
-            length += f", scored on its {len(plan.sequence)} focus columns"
+        length = f"{len(record.sequence)} residues{model.representation.scored_note(plan.sequence)}"
         log_line(
             console,
             f"score-variants: {len(parsed)} variants of {record.id} ({length}), "

@@ -26,7 +26,6 @@ from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.errors import UserError
 
-REPRESENTATIONS = ("sequence", "focus_columns")
 GAP_LETTER = "X"  # a focus column where the row has no residue
 ROW_HINT = "give each sequence as its alignment row over the focus columns (X at deletions, no insertions)"
 _RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?")

@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Callable
 
-from protein_sedd.data.focus_columns import design_sequence
 from protein_sedd.design.records import Design, Designs
 from protein_sedd.design.request import DesignRequest
 from protein_sedd.design.settings import DesignSettings
@@ -33,12 +32,7 @@ class DesignRun:
         self.sampler, self.cached = settings.for_model(model, guided=self.rates is not None)
         # length mistakes show before any work
         self.starts, self.note = request.starts(model.length_prior, settings.seed)
-        if model.focus is not None:  # it designs rows over its columns: every start must be one
-            model.focus.check_rows(
-                ((f"design {i}", len(row)) for i, row in enumerate(self.starts, start=1)),
-                f"give no length (or length {len(model.focus.positions)}), and a template or fixed "
-                "sequence as a row over the focus columns (X at deletions)",
-            )
+        model.representation.check_starts(self.starts)  # focus_columns: each a row over its columns
 
     def run(self, ranks: Distributed | None = None, progress: bool | Callable[[], None] = True) -> Designs:
         """The designs, in request order (see `design`)."""
@@ -60,10 +54,8 @@ class DesignRun:
             return Designs()  # not rank 0: rank 0 holds the designs
         sequences, network_passes = in_input_order([b for part in gathered for b in part], len(starts))
         sampling = f" sampler={self.sampler}{settings.controls.note()}" + (rates.note() if rates else "")
-        if model.focus is not None:  # a row of column letters: the protein is the row without its X
-            records = [(design_sequence(s), f"{self.note} aligned_length={len(s)}") for s in sequences]
-        else:
-            records = [(s, self.note) for s in sequences]
+        protein, row_note = model.representation.protein, model.representation.row_note
+        records = [(protein(s), f"{self.note}{row_note(s)}") for s in sequences]
         designs = Designs(
             Design(
                 f"design_{i:04d}",

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
-from protein_sedd.baselines.autoregressive import dataset_nll
-from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import encode_all
 from protein_sedd.data.fasta import FastaRecord
-from protein_sedd.data.length_prior import LengthPrior
-from protein_sedd.devices import inference_autocast
-from protein_sedd.diffusion.graph import build_graph
-from protein_sedd.diffusion.likelihood import LN2, dataset_negative_elbo_with_error
+from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.errors import UserError
+from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, check_int
 
 
 def check_lengths(records: list[FastaRecord], max_length: int, source: str) -> None:
@@ -26,70 +23,16 @@ def check_lengths(records: list[FastaRecord], max_length: int, source: str) -> N
             )
 
 
-def sequence_bound(model, graph, tokens, *, t_samples: int, batch_size: int, seed: int, progress=None):
-    """-log p(x | L) per sequence: exact for the autoregressive baseline, the ELBO bound for SEDD."""
-    return sequence_bound_with_error(
-        model, graph, tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
-    )[0]
-
-
-def sequence_bound_with_error(
-    model, graph, tokens, *, t_samples: int, batch_size: int, seed: int, progress=None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(-log p(x | L), its Monte Carlo standard error) per sequence in nats; the error is 0 when exact."""
-    if model.config.causal:
-        nll = dataset_nll(
-            model,
-            tokens,
-            batch_size=batch_size,
-            start_index=ALPHABET.mask_index,
-            pad_index=ALPHABET.pad_index,
-            progress=progress,
-        )
-        return nll, torch.zeros_like(nll)
-    return dataset_negative_elbo_with_error(
-        model, graph, tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
-    )
-
-
-def sequence_scores(
-    model,
-    graph,
-    length_prior: LengthPrior,
-    tokens,
-    *,
-    t_samples: int,
-    batch_size: int,
-    seed: int,
-    progress=None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(-log p(x) per sequence in nats, length term -log p(L) included; its Monte Carlo standard error).
-
-    An upper bound (the negative ELBO) for SEDD, exact for the autoregressive baseline (error 0). bf16
-    autocast on CUDA. The same seed and batch size give the same numbers.
-    """
-    with torch.no_grad(), inference_autocast(next(model.parameters()).device):
-        bound, error = sequence_bound_with_error(
-            model, graph, tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
-        )
-    lengths = torch.tensor([len(t) for t in tokens])
-    return bound - length_prior.log_prob(lengths), error
-
-
 def likelihood_report(
-    checkpoint, records: list[FastaRecord], *, t_samples: int, batch_size: int, seed: int, progress=None
+    model, records: list[FastaRecord], *, t_samples: int, batch_size: int, seed: int, progress=None
 ):
-    """Bound per sequence and in total; nats per sequence include the length term."""
-    config = checkpoint.config
-    model = checkpoint.model
-    graph = build_graph(config.graph.name, ALPHABET)
+    """Bound per sequence and in total for a `TrainedModel`; nats per sequence include the length term."""
     tokens = encode_all([r.sequence for r in records])
-    prior = LengthPrior.from_config(config)
-    total, error = sequence_scores(
-        model, graph, prior, tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
+    total, error = model.nats(
+        tokens, t_samples=t_samples, batch_size=batch_size, seed=seed, progress=progress
     )
     lengths = torch.tensor([len(t) for t in tokens])
-    length_nats = -prior.log_prob(lengths)
+    length_nats = -model.length_prior.log_prob(lengths)
     n_residues = int(lengths.sum())
     n = len(records)
     nats_per_residue = float(total.sum()) / n_residues
@@ -101,7 +44,7 @@ def likelihood_report(
         "n_residues": n_residues,
         "length_nats_per_sequence": float(length_nats.mean()),
         "standard_error_nats_per_sequence": float(total.std() / math.sqrt(n)) if n > 1 else 0.0,
-        "exact": bool(model.config.causal),
+        "exact": model.is_autoregressive,
         "t_samples": t_samples,
         "seed": seed,
         "per_sequence": [
@@ -115,3 +58,75 @@ def likelihood_report(
             for r, v, e in zip(records, total, error, strict=True)
         ],
     }
+
+
+SPLITS = ("train", "valid", "test")
+
+
+def check_evaluation_settings(sequences, dataset, split, t_samples, batch_size, seed) -> None:
+    """`evaluate`'s settings, before any model is loaded (see `ProteinSEDD.evaluate`)."""
+    if dataset is not None and sequences is not None:
+        raise UserError(
+            "give one of {dataset} NAME (with {split}) or {sequences} PATH, not both",
+            field=("dataset", "split", "sequences"),
+        )
+    if dataset is not None and not isinstance(dataset, str):
+        raise UserError(
+            f"{{dataset}}: expected a dataset name, got {type(dataset).__name__}", field="dataset"
+        )
+    if split not in SPLITS:
+        raise UserError(f"{{split}} {split!r}: choose train, valid or test", field="split")
+    if isinstance(sequences, (str, bytes)):
+        raise UserError(
+            "{sequences}: give a FASTA file as a Path, or a list of sequences, not one string",
+            field="sequences",
+        )
+    check_int("t_samples", t_samples, 1, MAX_T_SAMPLES)
+    check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    check_int("seed", seed, 0, MAX_SEED)
+
+
+def evaluation_records(model, sequences, dataset: str | None, split: str) -> tuple[list[FastaRecord], str]:
+    """What `evaluate` scores, and its name in the report: every record of a FASTA file (`sequences` a
+    Path), the given sequences (a list), or the `split` of `dataset` (default the model's own data, its
+    split recomputed exactly; the file it was trained on must be unchanged)."""
+    if isinstance(sequences, Path):
+        from protein_sedd.data.fasta import read_fasta
+
+        records = read_fasta(sequences)
+        model.representation.check_rows((f"{sequences}: record {r.id!r}", len(r.sequence)) for r in records)
+        check_lengths(records, model.max_length, str(sequences))
+        return records, str(sequences)
+    if sequences is not None:
+        ids, texts = model.rows(sequences)
+        return [FastaRecord(i, "", s) for i, s in zip(ids, texts, strict=True)], "sequences"
+    return _split_records(model.config, dataset, split)
+
+
+def _split_records(config, dataset: str | None, split: str) -> tuple[list[FastaRecord], str]:
+    from omegaconf import OmegaConf
+
+    from protein_sedd.data.prepare import prepare_splits, recorded_data_config
+
+    own = dataset is None or dataset == config.data.name
+    if own:
+        data_cfg = recorded_data_config(config)  # the file it was trained on, if still there unchanged
+        dataset = config.data.name
+    elif dataset == "fasta":
+        raise UserError(
+            "{dataset} fasta: this checkpoint was not trained on a FASTA file; use {sequences} PATH",
+            field=("dataset", "sequences"),
+        )
+    else:
+        data_cfg = OmegaConf.merge(config.data, {"name": dataset, "fasta": None})
+    # a FASTA file is evaluated whole, not split: the not-found message names PROTEIN_SEDD_DATA alone
+    prepared = prepare_splits(data_cfg, int(config.model.max_length), option=None)
+    recorded = config.get("dataset", {}).get("sha256")
+    if own and recorded and recorded != prepared.sha256:
+        raise UserError(
+            f"{prepared.source}: differs from the file this checkpoint was trained on (sha256 mismatch)"
+        )
+    records = prepared.splits[split]
+    if not records:
+        raise UserError(f"split {split!r} of {dataset} is empty for this checkpoint's split settings")
+    return records, f"{dataset}:{split}"

@@ -243,24 +243,22 @@ class ScoringPlan:
 
 
 def scoring_plan(
-    focus, wildtype: str, variants: Sequence[Variant], where: str = "the wild type"
+    representation, wildtype: str, variants: Sequence[Variant], max_length: int, where: str = "the wild type"
 ) -> ScoringPlan:
-    """`focus`: the model's FocusMapping, or None (a sequence model: every variant on the wild type)."""
-    if focus is None:
-        return ScoringPlan(wildtype, list(variants), np.arange(len(variants)))
-    focus.check_wildtype(wildtype, where)
+    """The model's row for `wildtype` and each variant on it (`representation`: the model's, see
+    data/representation.py); a variant whose positions have no place on the row goes unscored."""
+    row = representation.wildtype_row(wildtype, max_length, where)
     mapped, rows = [], []
     for index, variant in enumerate(variants):
-        columns = focus.column_positions(variant.positions)  # ascending, as the positions are
+        columns = representation.columns(variant.positions)
         if columns is not None:
             mapped.append(Variant(variant.mutant, columns, variant.wild, variant.new))
             rows.append(index)
     unscored = len(variants) - len(rows)
-    reason = f"a mutated position outside the {len(focus.positions)} focus columns" if unscored else None
-    return ScoringPlan(focus.row, mapped, np.array(rows, dtype=np.int64), unscored, reason)
+    reason = representation.unscored_reason if unscored else None
+    return ScoringPlan(row, mapped, np.array(rows, dtype=np.int64), unscored, reason)
 
 
-@torch.no_grad()
 def masked_marginal_scores(
     network, graph, wildtype: str, variants: Sequence[Variant], *, batch_size: int, progress=None
 ) -> VariantScores:
@@ -308,7 +306,7 @@ def masked_marginal_scores(
 
 
 def elbo_difference_scores(
-    network, graph, length_prior, wildtype: str, variants: Sequence[Variant], *, t_samples: int, seed: int,
+    model, wildtype: str, variants: Sequence[Variant], *, t_samples: int, seed: int,
     batch_size: int, progress=None,
 ) -> VariantScores:  # fmt: skip
     """B(wild type) - B(variant), B the bound of `score`, with its standard error (see the module)."""
@@ -316,19 +314,20 @@ def elbo_difference_scores(
     which = {sequence: i for i, sequence in enumerate(sequences)}
     rows = np.array([which[v.apply(wildtype)] for v in variants])
     tokens = torch.stack([ALPHABET.encode(s) for s in sequences])
-    if network.config.causal:  # the autoregressive baseline: exact log-likelihoods
-        from protein_sedd.evaluation.likelihood import sequence_scores
-
-        nats, _ = sequence_scores(
-            network, graph, length_prior, list(tokens), t_samples=1, batch_size=batch_size, seed=seed,
-            progress=progress,
-        )  # fmt: skip
+    if model.is_autoregressive:  # exact log-likelihoods
+        nats, _ = model.nats(list(tokens), t_samples=1, batch_size=batch_size, seed=seed, progress=progress)
         scores = float(nats[0]) - nats.numpy()[rows]
         note = "exact log-likelihood ratio (autoregressive model)"
         return VariantScores(scores, np.zeros(len(variants)), len(sequences), note)
-    with inference_autocast(next(network.parameters()).device):
+    with inference_autocast(model.device):
         draws = shared_draws_negative_elbo(
-            network, graph, tokens, t_samples=t_samples, seed=seed, batch_size=batch_size, progress=progress
+            model.network,
+            model.graph,
+            tokens,
+            t_samples=t_samples,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
         ).numpy()
     differences = draws[0][None, :] - draws[rows]  # [variants, K]: B_k(w) - B_k(v)
     scores = differences.mean(axis=1)
@@ -348,14 +347,10 @@ def score_table(
     `unscored_reason`: a focus_columns model's positions without a column; their score is NaN).
     """
     check_variant_settings(method, t_samples, seed, batch_size)
-    max_length = int(model.config.model.max_length)
-    focus = model.focus
-    if focus is None and len(wildtype) > max_length:
-        raise UserError(
-            f"the wild type has {len(wildtype)} residues, longer than the model context ({max_length})"
-        )
+    model.representation.wildtype_row(wildtype, model.max_length)  # its mistakes show before the variants
+
     variants = parse_variants(wildtype, table, where)
-    plan = scoring_plan(focus, wildtype, variants)
+    plan = scoring_plan(model.representation, wildtype, variants, model.max_length)
     taken = [c for c in OUTPUT_COLUMNS if c in table.columns]
     if taken:
         raise UserError(f"the variants already have a column {taken[0]!r}, which the output adds")
@@ -372,7 +367,7 @@ def score_table(
         )
     else:
         result = elbo_difference_scores(
-            model.network, model.graph, model.length_prior, plan.sequence, plan.variants, t_samples=t_samples,
+            model, plan.sequence, plan.variants, t_samples=t_samples,
             seed=seed, batch_size=batch_size, progress=progress,
         )  # fmt: skip
     out = pd.DataFrame({"mutant": [v.mutant for v in variants], "score": _scattered(result.score, plan)})

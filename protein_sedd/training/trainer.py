@@ -32,14 +32,12 @@ from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import BatchStream, encode_all
 from protein_sedd.data.prepare import prepare_splits, recorded_data_config
 from protein_sedd.devices import select_device
-from protein_sedd.diffusion.graph import Graph, build_graph
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.diffusion.loss import score_entropy_loss
-from protein_sedd.diffusion.noise import GeometricNoise, LogLinearNoise, build_noise
 from protein_sedd.distributed import Distributed, distributed
 from protein_sedd.errors import UserError
-from protein_sedd.evaluation.likelihood import sequence_bound
 from protein_sedd.model import DDiT, DDiTConfig
+from protein_sedd.model.trained import TrainedModel
 from protein_sedd.model_folder import CHECKPOINT_DIR
 from protein_sedd.outputs import OutputFolder
 from protein_sedd.training.checkpoint import load_trainer_state
@@ -252,8 +250,7 @@ class _Run:
     cfg: DictConfig
     state: TrainingState
     forward_model: torch.nn.Module  # state.model as DDP and torch.compile wrap it
-    graph: Graph
-    noise: LogLinearNoise | GeometricNoise
+    model: TrainedModel  # the EMA network with the run's graph, noise schedule and config
     valid_tokens: list[torch.Tensor]  # this rank's share of the validation sequences
     dev: torch.device
     ranks: Distributed
@@ -270,8 +267,8 @@ class _Run:
         if cfg.trainer.compile:
             forward_model = torch.compile(forward_model)
         valid_tokens = encode_all([r.sequence for r in valid_records])[ranks.rank :: ranks.world_size]
-        graph, noise = build_graph(cfg.graph.name, ALPHABET), build_noise(cfg.noise)
-        return cls(cfg, state, forward_model, graph, noise, valid_tokens, dev, ranks)
+        model = TrainedModel(state.ema.model, cfg)
+        return cls(cfg, state, forward_model, model, valid_tokens, dev, ranks)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         precision = self.cfg.trainer.precision
@@ -311,8 +308,8 @@ class _Run:
             return sequence_nll(self.forward_model, x0, lengths, ALPHABET.mask_index, ALPHABET.pad_index)
         return score_entropy_loss(
             self.forward_model,
-            self.graph,
-            self.noise,
+            self.model.graph,
+            self.model.noise,
             x0,
             lengths,
             self.state.generator,
@@ -326,13 +323,8 @@ class _Run:
         """The EMA model's -ELBO over every rank's validation sequences: nats/sequence, bits/residue."""
         t = self.cfg.trainer
         with self.autocast():
-            nats = sequence_bound(
-                self.state.ema.model,
-                self.graph,
-                self.valid_tokens,
-                t_samples=t.val_t_samples,
-                batch_size=t.batch_size,
-                seed=self.cfg.seed,
+            nats, _ = self.model.bound(
+                self.valid_tokens, t_samples=t.val_t_samples, batch_size=t.batch_size, seed=self.cfg.seed
             )
         residues = sum(len(x) for x in self.valid_tokens)
         sums = torch.tensor([float(nats.sum()), len(self.valid_tokens), residues])
