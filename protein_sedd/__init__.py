@@ -11,8 +11,8 @@ so `import protein_sedd` (and the command line) stays quick.
 from protein_sedd.errors import UserError
 
 __version__ = "0.1.0"
-__all__ = ["Design", "Designs", "ProteinSEDD", "UserError", "__version__", "load", "load_guide"]
-_API = {"Design", "Designs", "ProteinSEDD", "load", "load_guide"}
+__all__ = ["Design", "Designs", "ProteinSEDD", "UserError", "__version__", "load", "load_guide", "train"]
+_API = {"Design", "Designs", "ProteinSEDD", "load", "load_guide", "train"}
 
 
 def __getattr__(name: str):

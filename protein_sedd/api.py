@@ -34,7 +34,7 @@ from protein_sedd.errors import UserError
 from protein_sedd.limits import MAX_BATCH_SIZE, check_int
 from protein_sedd.model.trained import TrainedModel
 
-__all__ = ["Design", "Designs", "ProteinSEDD", "load", "load_guide"]
+__all__ = ["Design", "Designs", "ProteinSEDD", "load", "load_guide", "train"]
 
 SCORE_COLUMNS = ["id", "sequence", "length", "nats", "bits_per_residue", "standard_error_nats"]
 
@@ -307,8 +307,8 @@ class ProteinSEDD(TrainedModel):
         from protein_sedd.paths import check_output_path
 
         target = Path(folder)
-        check_output_path(target, "folder")
-        refuse_clobbering(target, "folder", itself=False)  # a saved model may be replaced, not a checkpoint
+        check_output_path(target, "{folder}", field="folder")
+        refuse_clobbering(target, "{folder}", itself=False)  # a saved model may be replaced, not a checkpoint
         if target.resolve() == self.path.resolve():
             raise UserError(f"folder {target}: is the model's own folder; save it somewhere else")
         if target.is_dir() and is_checkpoint_dir(target) and not is_saved_model(target):
@@ -363,6 +363,47 @@ def load(
     """
     dev = device if isinstance(device, torch.device) else select_device(device)
     return ProteinSEDD.load(source, dev, revision)
+
+
+def train(
+    fasta: str | Path | None = None,
+    *,
+    dataset: str | None = None,
+    overrides: Sequence[str] = (),
+    out: str | Path | None = None,
+    max_steps: int | None = None,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    overwrite: bool = False,
+    device: str = "auto",
+) -> ProteinSEDD:
+    """Train a model as `protein-sedd train` does and return it, loaded from the run's checkpoint.
+
+        model = protein_sedd.train("family.a3m", overrides=["model=small"], out="runs/family", max_steps=2000)
+
+    `fasta` (an unaligned FASTA or an alignment) or `dataset` (a named one, `acyp`); `overrides`: Hydra
+    overrides (`["trainer.batch_size=32", "data.representation=focus_columns"]`); `out`: the run directory
+    (default runs/<data>-<model>-<timestamp>); `resume` continues the run in `out`; `init_from` fine-tunes
+    from a checkpoint, saved folder, Hub id or 'bundled'; `overwrite` starts the run in `out` again
+    (removing only a run's files). Ctrl-C saves a checkpoint and raises KeyboardInterrupt.
+    """
+    from protein_sedd.training.compose import training_config
+    from protein_sedd.training.trainer import train as run_training
+
+    if not isinstance(device, str):
+        raise UserError(
+            f"{{device}}: expected 'auto', 'cpu' or 'cuda', got {type(device).__name__}", field="device"
+        )
+    cfg, run_dir = training_config(
+        dataset=dataset, fasta=fasta, overrides=overrides, out=out, max_steps=max_steps, resume=resume,
+        overwrite=overwrite, init_from=init_from,
+    )  # fmt: skip
+    result = run_training(cfg, run_dir, resume=resume, overwrite=overwrite, device=device)
+    if result.interrupted:
+        raise KeyboardInterrupt(
+            f"training stopped at step {result.step}; resume with resume=True, out={run_dir}"
+        )
+    return load(run_dir, device)
 
 
 def load_guide(folder: str | Path, device: str | torch.device = "auto"):

@@ -28,6 +28,19 @@ from protein_sedd.errors import UserError
 from protein_sedd.model_folder import CONFIG, WEIGHTS
 from protein_sedd.paths import check_output_path
 
+
+def _field(option: str) -> str | None:
+    """The library parameter an output is named by (`{folder}` -> folder), None for a command's flag."""
+    return option[1:-1] if option.startswith("{") and option.endswith("}") else None
+
+
+def _refusal(message: str, option: str) -> UserError:
+    """A refused output. `option` is a command's flag (`--out`), or a library parameter written `{folder}`
+    (then the message names it as the caller wrote it); `{overwrite}` in `message` is that parameter."""
+    field = _field(option)
+    return UserError(message, field=("overwrite", field) if field else "overwrite")
+
+
 STATE_DIR = ".protein-sedd"
 OWNER_FILE = "owner.json"
 LOCK_FILE = "lock"
@@ -48,14 +61,16 @@ def refuse_clobbering(
             continue
         source = Path(given)
         if source.exists() and (resolved == source.resolve() or _same_file(path, source)):
-            raise UserError(
-                f"{option} {path}: is the input {source}; writing it would destroy it, choose another name"
+            raise _refusal(
+                f"{option} {path}: is the input {source}; writing it would destroy it, choose another name",
+                option,
             )
     for folder in (resolved, *resolved.parents) if itself else resolved.parents:
         if folder.is_dir() and is_checkpoint_dir(folder):
-            raise UserError(
+            raise _refusal(
                 f"{option} {path}: lies inside the checkpoint {folder}; "
-                "write outputs elsewhere so the checkpoint stays intact"
+                "write outputs elsewhere so the checkpoint stays intact",
+                option,
             )
 
 
@@ -78,16 +93,17 @@ def check_output_file(
     """An output file: writable place, not an input or inside a checkpoint, not someone else's file."""
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"{option} {path}: is a folder; give a file name inside it")
-    check_output_path(path, option)
+        raise _refusal(f"{option} {path}: is a folder; give a file name inside it", option)
+    check_output_path(path, option, _field(option))
     refuse_clobbering(path, option, inputs)
     if path.exists() and not overwrite and not is_own(path):
-        raise UserError(
+        raise _refusal(
             f"{option} {path}: exists and was not written by `protein-sedd {command}`; "
-            "choose another name, or pass --overwrite to replace it"
+            "choose another name, or pass {overwrite} to replace it",
+            option,
         )
     if path.exists() and not path.is_file():
-        raise UserError(f"{option} {path}: exists and is not a regular file")
+        raise _refusal(f"{option} {path}: exists and is not a regular file", option)
 
 
 class OutputFolder:
@@ -131,24 +147,25 @@ class OutputFolder:
     # -- checks and claims --
     def check(self, *, inputs: Iterable[Path | None] = (), overwrite: bool = False) -> str:
         """Check the folder may be written; returns 'new', 'empty', 'own' or 'overwrite'."""
-        check_output_path(self.path, self.option)
+        check_output_path(self.path, self.option, _field(self.option))
         refuse_clobbering(self.path, self.option, inputs)
         if not self.path.exists():
             return "new"
         if not self.path.is_dir():
-            raise UserError(f"{self.option} {self.path}: exists and is not a folder")
+            raise _refusal(f"{self.option} {self.path}: exists and is not a folder", self.option)
         if not os.access(self.path, os.W_OK | os.X_OK):
-            raise UserError(f"{self.option} {self.path}: folder is not writable")
+            raise _refusal(f"{self.option} {self.path}: folder is not writable", self.option)
         if self.is_own():
             return "own"
         if self.is_empty():
             return "empty"
         if overwrite:
             return "overwrite"
-        raise UserError(
+        raise _refusal(
             f"{self.option} {self.path}: folder is not empty and holds no {self.command} output; "
-            f"choose a new or empty folder, or pass --overwrite to write {self.command}'s files "
-            "into it (only those are replaced; other files stay)"
+            f"choose a new or empty folder, or pass {{overwrite}} to write {self.command}'s files "
+            "into it (only those are replaced; other files stay)",
+            self.option,
         )
 
     def lock(self) -> OutputFolder:
@@ -158,16 +175,19 @@ class OutputFolder:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             handle = open(self.state_dir / LOCK_FILE, "a+")  # noqa: SIM115 (held until release)
         except OSError as err:
-            raise UserError(f"{self.option} {self.path}: cannot create the folder ({err.strerror})") from None
+            raise _refusal(
+                f"{self.option} {self.path}: cannot create the folder ({err.strerror})", self.option
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise UserError(
+            raise _refusal(
                 f"{self.option} {self.path}: another protein-sedd run is writing this folder ({holder}); "
-                "wait for it to finish or choose another folder"
+                "wait for it to finish or choose another folder",
+                self.option,
             ) from None
         handle.seek(0)
         handle.truncate()

@@ -8,12 +8,13 @@ from pathlib import Path
 from protein_sedd.errors import UserError
 
 
-def check_output_path(path: Path, option: str) -> None:
-    """The nearest existing ancestor of `path` must be a writable folder (missing folders get created)."""
+def check_output_path(path: Path, option: str, field: str | None = None) -> None:
+    """The nearest existing ancestor of `path` must be a writable folder (missing folders get created).
+    `option` names it in the message (`{field}` there when `field` is the parameter)."""
     ancestor = Path(path).absolute().parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise UserError(f"{option} {path}: {ancestor} is a file, not a folder")
+        raise UserError(f"{option} {path}: {ancestor} is a file, not a folder", field=field)
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {path}: folder {ancestor} is not writable")
+        raise UserError(f"{option} {path}: folder {ancestor} is not writable", field=field)

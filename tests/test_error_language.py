@@ -7,7 +7,7 @@ import protein_sedd
 from protein_sedd.cli import flag
 from protein_sedd.errors import UserError
 
-from .conftest import run_cli
+from .conftest import run_cli, write_synthetic_fasta
 
 # (API keywords, the message from Python, the command's flags, the message from the shell)
 MISTAKES = [
@@ -74,3 +74,53 @@ def test_fields_map_to_flags_and_other_braces_stay():
     assert str(err) == "n {3}: see {'a': 1} and {other}"
     assert err.message(flag) == "--n {3}: see {'a': 1} and {other}"
     assert UserError("plain {n}").message(flag) == "plain {n}"  # no field: the text as written
+
+
+# -- training from Python: protein_sedd.train is the command's run, and its mistakes name parameters --------
+TRAIN_MISTAKES = [
+    ({"resume": True}, "resume needs out RUN_DIR (the run to continue)"),
+    ({"resume": True, "overwrite": True, "out": "r"}, "resume continues the run in out and overwrite starts"),
+    ({"overrides": "model=small"}, "overrides: give a list of Hydra overrides"),
+    ({"max_steps": 0}, "max_steps 0: must be in 1.."),
+    ({"dataset": "nope"}, "dataset 'nope': unknown dataset; known: acyp (or pass fasta PATH)"),
+    ({"resume": "yes", "out": "r"}, "resume 'yes': must be True or False"),
+    ({"device": 0}, "device: expected 'auto', 'cpu' or 'cuda', got int"),
+]
+
+
+@pytest.mark.parametrize("keywords, message", TRAIN_MISTAKES, ids=[repr(k) for k, _ in TRAIN_MISTAKES])
+def test_train_mistakes_name_the_parameter(tmp_path, monkeypatch, keywords, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as error:
+        protein_sedd.train(**keywords)
+    assert str(error.value).startswith(message), str(error.value)
+    assert "--" not in str(error.value) and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_refused_output_folder_names_the_parameter_or_the_flag(tmp_path, capsys):
+    fasta = write_synthetic_fasta(tmp_path / "s.fa", n=200)
+    taken = tmp_path / "mine"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("a user's file\n")
+    with pytest.raises(UserError) as error:
+        protein_sedd.train(fasta, out=taken, max_steps=1, device="cpu")
+    assert str(error.value).startswith(f"out {taken}: folder is not empty and holds no train output")
+    assert "pass overwrite to write train's files" in str(error.value) and "--" not in str(error.value)
+    code, _, err = run_cli(["train", "--fasta", fasta, "--out", taken, "--max-steps", 1], capsys)
+    assert code == 2 and err.startswith(f"error: --out {taken}: folder is not empty")
+    assert "pass --overwrite to write train's files" in err
+    assert sorted(p.name for p in taken.iterdir()) == ["notes.txt"]
+
+
+def test_training_from_python_is_the_commands_run(tmp_path, capsys):
+    fasta = write_synthetic_fasta(tmp_path / "s.fa", n=300)
+    settings = ["trainer.batch_size=16", "trainer.val_sequences=8", "trainer.val_t_samples=1"]
+    model = protein_sedd.train(fasta, overrides=settings, out=tmp_path / "py", max_steps=3, device="cpu")
+    assert isinstance(model, protein_sedd.ProteinSEDD) and model.config.step == 3
+    assert model.path == tmp_path / "py" / "checkpoint"
+    args = ["train", "--fasta", fasta, "--out", tmp_path / "cli", "--max-steps", 3, "--device", "cpu"]
+    assert run_cli([*args, *settings], capsys)[0] == 0
+    for name in ("checkpoint/model.safetensors", "splits.json"):
+        assert (tmp_path / "py" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
+    resumed = protein_sedd.train(out=tmp_path / "py", resume=True, max_steps=5, device="cpu")
+    assert resumed.config.step == 5

@@ -104,7 +104,7 @@ def is_guide_dir(folder: Path) -> bool:
     return isinstance(record, dict) and record.get("kind") == KIND
 
 
-def save_guide(guide: Guide, folder: Path, *, overwrite: bool = False, option: str = "folder") -> Path:
+def save_guide(guide: Guide, folder: Path, *, overwrite: bool = False, option: str = "{folder}") -> Path:
     """Write `folder`: new, empty, an earlier guide's (train-guide's own), or anything with `overwrite`
     (then only the guide's two files are replaced). The weights first, then the config, each atomically."""
     from protein_sedd.atomic import atomic_path, write_json_atomic

@@ -62,7 +62,7 @@ def training_config(
     if run_dir is not None:
         if run_dir.exists() and not run_dir.is_dir():
             raise UserError(f"{{out}} {run_dir}: exists and is not a directory", field="out")
-        check_output_path(run_dir, "{out}")
+        check_output_path(run_dir, "{out}", field="out")
     return cfg, run_dir
 
 
@@ -123,7 +123,8 @@ def _compose_new(dataset: str | None, fasta: Path | None, overrides: list[str]) 
         if not (config_dir() / "data" / f"{dataset}.yaml").is_file() or dataset == "fasta":
             known = sorted(p.stem for p in (config_dir() / "data").glob("*.yaml") if p.stem != "fasta")
             raise UserError(
-                f"{{dataset}} {dataset!r}: unknown dataset; known: {', '.join(known)} (or pass {{fasta}} PATH)",
+                f"{{dataset}} {dataset!r}: unknown dataset; known: {', '.join(known)} "
+                "(or pass {fasta} PATH)",
                 field=("dataset", "fasta"),
             )
         group = [f"data={dataset}"]
@@ -132,7 +133,8 @@ def _compose_new(dataset: str | None, fasta: Path | None, overrides: list[str]) 
     cfg = compose_config(group + overrides, resolve=False)
     if not isinstance(cfg.get("data"), DictConfig):  # e.g. `~data` deleted the group
         raise UserError(
-            "data: missing section; pick a dataset with {dataset}, {fasta} or data=NAME", field=("dataset", "fasta")
+            "data: missing section; pick a dataset with {dataset}, {fasta} or data=NAME",
+            field=("dataset", "fasta"),
         )
     if fasta:
         cfg.data.fasta = str(fasta)
@@ -165,5 +167,7 @@ def _compose_resumed(run_dir: Path, overrides: list[str]) -> DictConfig:
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
         except OmegaConfBaseException as err:
-            raise UserError(f"bad override on {{resume}} ({' '.join(str(err).split())[:200]})", field="resume") from None
+            raise UserError(
+                f"bad override on {{resume}} ({' '.join(str(err).split())[:200]})", field="resume"
+            ) from None
     return cfg

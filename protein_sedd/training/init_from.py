@@ -59,11 +59,12 @@ def parent_record(source: str) -> tuple[Path, DictConfig, dict]:
         checkpoint_dir = resolve_checkpoint_dir(name)
         config = load_config(checkpoint_dir)
     except UserError as err:
-        raise UserError(f"--init-from: {err}") from None
+        raise UserError("{init_from}: " + err.message(), field="init_from") from None
     tokens = (config.get("alphabet") or {}).get("tokens")
     if tokens is not None and list(tokens) != ALPHABET.tokens:
         raise UserError(
-            f"--init-from {source}: its alphabet differs from this version's; it cannot be fine-tuned"
+            f"{{init_from}} {source}: its alphabet differs from this version's; it cannot be fine-tuned",
+            field="init_from",
         )
     step = config.get("step", 0)
     record = {
@@ -93,13 +94,16 @@ def inherit_from_parent(cfg: DictConfig, overrides: list[str], source: str) -> D
         if found is not None:
             where, mine, parents = found
             raise UserError(
-                f"--init-from: {override} would change {where} from the parent's {parents!r} to {mine!r}; "
+                f"{{init_from}}: {override} would change {where} from the parent's {parents!r} to {mine!r}; "
                 "fine-tuning keeps the parent's model, graph and noise (trainer, data and model.dropout "
-                "may change): drop the override"
+                "may change): drop the override",
+                field="init_from",
             )
     for section in INHERITED:
         if not isinstance(theirs.get(section), dict):
-            raise UserError(f"--init-from {source}: its config.yaml has no {section} section")
+            raise UserError(
+                f"{{init_from}} {source}: its config.yaml has no {section} section", field="init_from"
+            )
         given = {_override_key(o) for o in overrides}  # a free key not given stays the parent's
         keep = {k: v for k, v in ours.get(section, {}).items() if f"{section}.{k}" in FREE_KEYS & given}
         ours[section] = {**theirs[section], **keep}

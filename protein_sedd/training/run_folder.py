@@ -83,18 +83,20 @@ def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> OutputFolder:
     A new run never writes into someone else's folder, nor over an earlier run's checkpoint unless
     `overwrite` says so (which removes only the files a run writes); `resume` needs a run with a checkpoint.
     """
-    folder = OutputFolder(run_dir, "train", "--out")
+    folder = OutputFolder(run_dir, "train", "{out}")
     state = folder.check(overwrite=overwrite and not resume)
     has_checkpoint = (run_dir / CHECKPOINT_DIR).exists() or (run_dir / f"{CHECKPOINT_DIR}.old").exists()
     earlier_run = state == "own" or (has_checkpoint and (run_dir / RUN_CONFIG).is_file())
     if resume and not (earlier_run and has_checkpoint):
         raise UserError(
-            f"--resume: {run_dir} holds no checkpoint to resume; drop --resume to start a new run"
+            f"{{resume}}: {run_dir} holds no checkpoint to resume; drop {{resume}} to start a new run",
+            field="resume",
         )
     if not resume and has_checkpoint and not overwrite:
         raise UserError(
-            f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start it again "
-            "(removes its checkpoint), or choose another --out"
+            f"{run_dir} already holds a run; pass {{resume}} to continue it, {{overwrite}} to start it again "
+            "(removes its checkpoint), or choose another {out}",
+            field=("resume", "overwrite", "out"),
         )
     folder.lock()
     if overwrite and not resume:
@@ -110,7 +112,9 @@ def _recorded_splits(path: Path) -> dict:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError) as err:  # missing, unreadable, not UTF-8 or not JSON
         what = type(err).__name__
-        raise UserError(f"--resume: {path}: unreadable ({what}); is this a run directory?") from None
+        raise UserError(
+            f"{{resume}}: {path}: unreadable ({what}); is this a run directory?", field="resume"
+        ) from None
     ok = (
         isinstance(recorded, dict)
         and isinstance(recorded.get("sha256"), str)
@@ -122,7 +126,8 @@ def _recorded_splits(path: Path) -> dict:
     )
     if not ok:
         raise UserError(
-            f"--resume: {path}: malformed (needs 'sha256' and 'train_digest' or a 'train' list of ids)"
+            f"{{resume}}: {path}: malformed (needs 'sha256' and 'train_digest' or a 'train' list of ids)",
+            field="resume",
         )
     return recorded
 
@@ -148,10 +153,11 @@ def check_metrics(path: Path) -> None:
                         float(row[key])
             except (KeyError, TypeError, ValueError):
                 raise UserError(
-                    f"--resume: {path}: malformed line {number}; repair it or move the file away"
+                    f"{{resume}}: {path}: malformed line {number}; repair it or move the file away",
+                    field="resume",
                 ) from None
     except (OSError, ValueError, csv.Error) as err:
-        raise UserError(f"--resume: {path}: unreadable ({type(err).__name__})") from None
+        raise UserError(f"{{resume}}: {path}: unreadable ({type(err).__name__})", field="resume") from None
 
 
 def start_run_dir(run_dir: Path, resume: bool, prepared, run_cfg: DictConfig, ranks: Distributed) -> None:
@@ -166,7 +172,8 @@ def start_run_dir(run_dir: Path, resume: bool, prepared, run_cfg: DictConfig, ra
         )
         if recorded["sha256"] != prepared.sha256 or not same_train:
             raise UserError(
-                f"--resume: the dataset differs from the one {run_dir} was trained on ({prepared.source})"
+                f"{{resume}}: the dataset differs from the one {run_dir} was trained on ({prepared.source})",
+                field="resume",
             )
     ranks.barrier()  # every rank has checked the run directory before rank 0 writes to it
     if ranks.is_main:
