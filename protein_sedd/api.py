@@ -22,17 +22,17 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from protein_sedd.config.limits import MAX_BATCH_SIZE, check_int
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import batches_in_order, encode_all
 from protein_sedd.data.datasets import sha256_of
-from protein_sedd.data.fasta import FastaRecord, normalised_sequence
 from protein_sedd.design.records import Design, Designs
-from protein_sedd.devices import inference_autocast, select_device
 from protein_sedd.diffusion.likelihood import LN2
-from protein_sedd.distributed import Distributed
 from protein_sedd.errors import UserError
-from protein_sedd.limits import MAX_BATCH_SIZE, check_int
+from protein_sedd.io.fasta import FastaRecord, normalised_sequence
 from protein_sedd.model.trained import TrainedModel
+from protein_sedd.runtime.devices import inference_autocast, select_device
+from protein_sedd.runtime.distributed import Distributed
 
 __all__ = ["Design", "Designs", "ProteinSEDD", "load", "load_guide", "train"]
 
@@ -166,7 +166,7 @@ class ProteinSEDD(TrainedModel):
         `exact` (True for model=ar) and `per_sequence` rows (id, length, nats, bits_per_residue,
         standard_error_nats), as `score` computes them. `progress`: a bar on stderr.
         """
-        from protein_sedd.evaluation import likelihood
+        from protein_sedd.evaluation import likelihood_report as likelihood
 
         likelihood.check_evaluation_settings(sequences, dataset, split, t_samples, batch_size, seed)
         records, source = likelihood.evaluation_records(self, sequences, dataset, split)
@@ -175,7 +175,7 @@ class ProteinSEDD(TrainedModel):
             if progress:
                 from rich.console import Console
 
-                from protein_sedd.progress import LoopProgress
+                from protein_sedd.runtime.progress import LoopProgress
 
                 bar = stack.enter_context(LoopProgress(Console(stderr=True), "evaluate", len(records)))
                 advance = bar.advance
@@ -211,7 +211,7 @@ class ProteinSEDD(TrainedModel):
         from protein_sedd.evaluation.variants import score_table
 
         if isinstance(wildtype, Path):
-            from protein_sedd.data.fasta import read_fasta
+            from protein_sedd.io.fasta import read_fasta
 
             wildtype = read_fasta(wildtype)[0].sequence
         elif isinstance(wildtype, str):
@@ -300,11 +300,11 @@ class ProteinSEDD(TrainedModel):
         these four files, keeping the rest). Never inside a checkpoint or over the model's own folder.
         `provenance` adds records (data, command, evaluations) to provenance.json.
         """
-        from protein_sedd.atomic import write_json_atomic, write_text_atomic
-        from protein_sedd.hub import is_saved_model, model_card
-        from protein_sedd.model_folder import save_model_folder
-        from protein_sedd.outputs import is_checkpoint_dir, refuse_clobbering
-        from protein_sedd.paths import check_output_path
+        from protein_sedd.io.atomic import write_json_atomic, write_text_atomic
+        from protein_sedd.io.outputs import is_checkpoint_dir, refuse_clobbering
+        from protein_sedd.io.paths import check_output_path
+        from protein_sedd.model.folder import save_model_folder
+        from protein_sedd.model.hub import is_saved_model, model_card
 
         target = Path(folder)
         check_output_path(target, "{folder}", field="folder")

@@ -62,7 +62,7 @@ def flag(field: str) -> str:
 
 
 def _fail(message: str) -> int:
-    from protein_sedd.distributed import is_main_process
+    from protein_sedd.runtime.distributed import is_main_process
 
     if is_main_process():  # N torchrun ranks meet the same mistake; one line is enough
         print(f"error: {message}", file=sys.stderr)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry point (and `python -m protein_sedd`): OpenMP's settings first, while torch is
     not loaded yet (devices.calm_openmp), then the command."""
-    from protein_sedd.devices import calm_openmp
+    from protein_sedd.runtime.devices import calm_openmp
 
     calm_openmp()
     sys.exit(main())

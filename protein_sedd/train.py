@@ -1,6 +1,6 @@
-"""`python -m protein_sedd.train ...` = `protein-sedd train ...`; the entry point torchrun launches per rank:
-
-torchrun --nproc-per-node 4 -m protein_sedd.train --dataset acyp model=small
+"""`python -m protein_sedd.train ...` = `protein-sedd train ...`, kept for launch scripts written that way;
+`torchrun ... -m protein_sedd train ...` is the same. (The Python function is `protein_sedd.train`, in api.py:
+running this file as a script never replaces it.)
 """
 
 import sys

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from protein_sedd.checkpoint import load_checkpoint
+from protein_sedd.model.sources import load_checkpoint
 
 from .conftest import acyp_available, run_cli
 

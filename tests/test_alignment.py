@@ -13,12 +13,12 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from protein_sedd.data.alignment import GAP_CODE, read_sequences
 from protein_sedd.data.batches import BatchStream
-from protein_sedd.data.fasta import read_fasta
+from protein_sedd.data.family.weights import identity_weights, kmer_weights
 from protein_sedd.data.prepare import prepare_splits
-from protein_sedd.data.weights import identity_weights, kmer_weights
 from protein_sedd.errors import UserError
+from protein_sedd.io.alignment import GAP_CODE, read_sequences
+from protein_sedd.io.fasta import read_fasta
 from tests.conftest import run_cli
 
 # (id, match columns, {column index: insertion after it}): the focus first, then homologs
@@ -309,7 +309,7 @@ def test_a_weighted_run_resumes_to_the_same_weights(tmp_path):
 
 
 def test_weights_are_cached_per_file_and_choice_and_a_damaged_cache_is_recomputed(tmp_path, monkeypatch):
-    import protein_sedd.data.family as family_module
+    import protein_sedd.data.family.training_set as family_module
 
     path = _write_forms(tmp_path)["a2m"]
     first = prepare_splits(_data_cfg(path, min_coverage=0.3), max_length=100).family.weights

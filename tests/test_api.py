@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 import protein_sedd
-from protein_sedd.checkpoint import bundled_checkpoint
 from protein_sedd.errors import UserError
+from protein_sedd.model.sources import bundled_checkpoint
 
 from .conftest import REPO, acyp_available, run_cli
 
@@ -174,7 +174,7 @@ def test_save_pretrained_then_load_gives_the_same_model(tmp_path, model):
 
 
 def test_the_bundled_model_is_a_saved_model_folder():
-    from protein_sedd.hub import is_saved_model
+    from protein_sedd.model.hub import is_saved_model
 
     assert is_saved_model(bundled_checkpoint())
 

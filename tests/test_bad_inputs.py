@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from protein_sedd.evaluation.tiny_esmfold import build_tiny_esmfold
+from protein_sedd.testing.tiny_esmfold import build_tiny_esmfold
 
 from .conftest import SYNTHETIC_SEQUENCES, run_cli
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from protein_sedd.checkpoint import bundled_checkpoint
-from protein_sedd.data.fasta import read_fasta, read_fasta_hashed
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import read_fasta, read_fasta_hashed
+from protein_sedd.model.sources import bundled_checkpoint
 
 from .conftest import run_cli, write_synthetic_fasta
 from .test_train import _quick_args

@@ -6,9 +6,9 @@ import pytest
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from protein_sedd.checkpoint import bundled_checkpoint, load_checkpoint
-from protein_sedd.data.fasta import read_fasta
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import read_fasta
+from protein_sedd.model.sources import bundled_checkpoint, load_checkpoint
 
 from .conftest import run_cli
 
@@ -50,7 +50,7 @@ def _needs_bundled_model():
 
 
 def test_a_bundled_model_is_found_by_name_unless_a_file_of_that_name_exists(tmp_path, monkeypatch):
-    from protein_sedd.checkpoint import bundled_names, resolve_checkpoint_dir
+    from protein_sedd.model.sources import bundled_names, resolve_checkpoint_dir
 
     assert "acyp-tiny" in bundled_names()
     monkeypatch.chdir(tmp_path)

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from protein_sedd.checkpoint import bundled_checkpoint
 from protein_sedd.data import datasets
 from protein_sedd.data.datasets import load_manifest, resolve_dataset_path
 from protein_sedd.data.prepare import recorded_data_config
 from protein_sedd.errors import UserError
+from protein_sedd.model.sources import bundled_checkpoint
 
 from .conftest import SHARED_DATA, acyp_available, run_cli
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.data.fasta import read_fasta
 from protein_sedd.design.request import masked_starts
 from protein_sedd.diffusion import sampling
 from protein_sedd.diffusion.categorical import sample_categorical, uniforms
@@ -20,6 +19,7 @@ from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.noise import GeometricNoise, LogLinearNoise
 from protein_sedd.diffusion.sampling import sample
 from protein_sedd.diffusion.transitions import absorbing_step_weights, uniform_step_weights
+from protein_sedd.io.fasta import read_fasta
 
 from .conftest import SYNTHETIC_PROBS, SYNTHETIC_SEQUENCES, run_cli
 

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from protein_sedd.cli import main
-from protein_sedd.evaluation.tiny_esmfold import build_tiny_esmfold
+from protein_sedd.testing.tiny_esmfold import build_tiny_esmfold
 
 from .conftest import run_cli, write_synthetic_fasta
 from .test_train import _quick_args
@@ -173,7 +173,7 @@ def test_the_command_line_is_rebuilt_for_the_ranks_without_devices():
 READS_SCRIPT = """
 import os, sys
 import numpy as np
-from protein_sedd.data import token_store
+from protein_sedd.data.cache import store as token_store
 from protein_sedd.cli import main
 
 reads = []

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.data.fasta import read_fasta
 from protein_sedd.design.request import masked_starts
 from protein_sedd.diffusion import event_sampling
 from protein_sedd.diffusion.event_sampling import draw_unmask_steps, unmask_step_probabilities
@@ -18,6 +17,7 @@ from protein_sedd.diffusion.noise import GeometricNoise, LogLinearNoise
 from protein_sedd.diffusion.sampling import event_sampler_applies, sample, sigma_grid
 from protein_sedd.diffusion.sampling_controls import SamplingControls, check_sampling_controls
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import read_fasta
 
 from .conftest import run_cli
 from .test_design import (  # noqa: F401  (_one_thread: the autouse fixture applies here too)

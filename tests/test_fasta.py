@@ -2,8 +2,8 @@ import gzip
 
 import pytest
 
-from protein_sedd.data.fasta import read_fasta, write_fasta
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import read_fasta, write_fasta
 
 
 def test_reads_multiline_records_with_descriptions(tmp_path):

@@ -13,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
-from protein_sedd.checkpoint import load_checkpoint
+from protein_sedd.model.sources import load_checkpoint
 from protein_sedd.training import trainer
 
 from .conftest import run_cli, write_synthetic_fasta
@@ -181,8 +181,8 @@ def test_a_non_finite_gradient_is_never_applied(tmp_path, capsys, monkeypatch):
 
 
 def test_non_finite_weights_are_never_saved_and_never_used_to_design(tmp_path, capsys):
-    from protein_sedd.checkpoint import bundled_checkpoint
     from protein_sedd.errors import UserError
+    from protein_sedd.model.sources import bundled_checkpoint
     from protein_sedd.training.checkpoint import save_checkpoint
 
     copy = tmp_path / "run" / "checkpoint"

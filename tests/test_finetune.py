@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 import protein_sedd
-from protein_sedd.checkpoint import BUNDLED_DIR
+from protein_sedd.model.sources import BUNDLED_DIR
 from protein_sedd.training import trainer as trainer_module
 
 from .conftest import SYNTHETIC_ENTROPY, SYNTHETIC_PROBS, SYNTHETIC_SEQUENCES, run_cli, write_synthetic_fasta
@@ -223,7 +223,7 @@ def test_finetuning_mistakes(parent, data, tmp_path, capsys):
 
 
 def test_the_finetune_preset(tmp_path):
-    from protein_sedd.config import compose_config
+    from protein_sedd.config.compose import compose_config
 
     default, finetune = compose_config([]).trainer, compose_config(["trainer=finetune"]).trainer
     assert default.patience == 0 and finetune.patience > 0

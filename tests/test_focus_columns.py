@@ -15,11 +15,11 @@ import pytest
 from omegaconf import OmegaConf
 
 import protein_sedd
-from protein_sedd.data.fasta import read_fasta
 from protein_sedd.data.focus_columns import design_sequence, parse_residue_ranges, residue_ranges
 from protein_sedd.data.prepare import prepare_splits
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation.variants import Variant, elbo_difference_scores, masked_marginal_scores
+from protein_sedd.io.fasta import read_fasta
 
 from .conftest import run_cli
 from .test_alignment import _data_cfg, _one_line_error, _quick_train, _write_forms

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from protein_sedd.evaluation.tiny_esmfold import PLUMBING_NOTE, TOY_KEY, build_tiny_esmfold, is_toy_esmfold
+from protein_sedd.testing.tiny_esmfold import PLUMBING_NOTE, TOY_KEY, build_tiny_esmfold, is_toy_esmfold
 
 pytest.importorskip("transformers")
 
@@ -327,7 +327,7 @@ def test_foreign_folder_needs_overwrite_and_keeps_other_files(tmp_path, tiny_mod
 
 
 def test_a_second_run_on_a_locked_folder_is_refused(tmp_path, tiny_model, capsys):
-    from protein_sedd.outputs import OutputFolder
+    from protein_sedd.io.outputs import OutputFolder
 
     designs = write_designs(tmp_path / "designs.fasta", {"d4": DESIGNS["d4"]})
     out = tmp_path / "fold"

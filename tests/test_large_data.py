@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from protein_sedd.data import hash_memo
-from protein_sedd.data import token_cache as cache_module
 from protein_sedd.data.batches import BatchStream, epoch_order
-from protein_sedd.data.build_owner import build_owner
+from protein_sedd.data.cache import hash_memo
+from protein_sedd.data.cache import tokens as cache_module
+from protein_sedd.data.cache.build_owner import build_owner
+from protein_sedd.data.cache.store import MAX_RECORDS, TokenStore, check_record_count
+from protein_sedd.data.cache.tokens import token_cache, token_cache_root
 from protein_sedd.data.datasets import sha256_of
-from protein_sedd.data.family import FamilyPolicy, _unaligned_family
-from protein_sedd.data.fasta import read_fasta
+from protein_sedd.data.family.training_set import FamilyPolicy, _unaligned_family
 from protein_sedd.data.length_prior import median_of_counts
 from protein_sedd.data.splits import split_store
-from protein_sedd.data.token_cache import token_cache, token_cache_root
-from protein_sedd.data.token_store import MAX_RECORDS, TokenStore, check_record_count
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import read_fasta
 
 from .conftest import run_cli
 
@@ -82,7 +82,7 @@ class _NoMapReads:
 def test_whole_file_passes_and_batches_read_the_files_not_the_maps(tmp_path, monkeypatch, span):
     """Splitting, length histograms, digests and batches read the cache with pread: nothing pages the
     memory maps into the process (the known answer: the same results as the store held in memory)."""
-    from protein_sedd.data import token_store
+    from protein_sedd.data.cache import store as token_store
 
     monkeypatch.setattr(token_store, "SPAN", span)  # a sparse block read as many ranges
     fasta = _fasta(tmp_path / "r.fa", n=500)
@@ -223,7 +223,7 @@ def test_a_build_removes_dead_builds_leftovers_and_never_a_live_ones(tmp_path):
 def test_the_token_cache_streams_past_the_in_memory_text_bound(tmp_path, monkeypatch):
     """The 2 GiB default (made 2 kB here) bounds readers that hold the file in memory; the token cache
     writes to disk and is bounded only when PROTEIN_SEDD_MAX_FASTA_BYTES says so."""
-    from protein_sedd.data import fasta as fasta_module
+    from protein_sedd.io import fasta as fasta_module
 
     fasta, other = _fasta(tmp_path / "r.fa", n=100), _fasta(tmp_path / "other.fa", n=100, seed=1)
     size = other.stat().st_size
@@ -247,7 +247,7 @@ def test_the_build_finds_repeats_bucket_by_bucket_as_one_sort_does(tmp_path, mon
     """The columns written to disk and the repeats found over many buckets (7 rows each here): the cache
     holds exactly what read_fasta reads, dedupe keeps each sequence's first record, and a repeated id is
     named by its first repeat."""
-    from protein_sedd.data import record_columns
+    from protein_sedd.data.cache import record_columns
 
     monkeypatch.setattr(record_columns, "BUCKET_ROWS", bucket_rows)
     monkeypatch.setattr(record_columns, "BLOCK", 16)  # many blocks too

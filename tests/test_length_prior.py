@@ -7,10 +7,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from protein_sedd.checkpoint import bundled_checkpoint
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import FastaRecord
+from protein_sedd.model.sources import bundled_checkpoint
 
 
 def test_log_prob_adds_one_pseudo_count_spread_over_the_model_lengths():

@@ -2,7 +2,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from protein_sedd.config import config_dir
+from protein_sedd.config.compose import config_dir
 from protein_sedd.model import DDiT, DDiTConfig
 from protein_sedd.model.rotary import Rotary, apply_rotary
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from protein_sedd.checkpoint import bundled_checkpoint
 from protein_sedd.errors import UserError
 from protein_sedd.guidance.guide import Guide, load_guide
 from protein_sedd.guidance.network import GuideConfig, GuideNet
-from protein_sedd.model_folder import CONFIG, WEIGHTS, load_model_folder, save_model_folder
+from protein_sedd.model.folder import CONFIG, WEIGHTS, load_model_folder, save_model_folder
+from protein_sedd.model.sources import bundled_checkpoint
 
 
 def _mode(path) -> int:

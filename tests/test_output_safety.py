@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from protein_sedd.checkpoint import bundled_checkpoint
-from protein_sedd.outputs import OutputFolder
+from protein_sedd.io.outputs import OutputFolder
+from protein_sedd.model.sources import bundled_checkpoint
 from tests.conftest import SYNTHETIC_TRAIN_ARGS, run_cli, write_synthetic_fasta
 
 DESIGN_ARGS = ["design", "--n", "2", "--steps", "4", "--length", "12", "--device", "cpu"]
@@ -190,7 +190,7 @@ def test_disk_full_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path, 
 
 
 def test_disk_full_while_writing_designs_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
-    from protein_sedd.data import fasta
+    from protein_sedd.io import fasta
 
     out = tmp_path / "designs.fasta"
 

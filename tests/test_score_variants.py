@@ -417,9 +417,9 @@ def test_the_site_independent_baseline_reproduces_the_pten_reference():
     from pathlib import Path
 
     from protein_sedd.baselines.site_independent import alignment_log_frequencies, site_independent_scores
-    from protein_sedd.data.alignment import read_sequences
-    from protein_sedd.data.weights import identity_weights
+    from protein_sedd.data.family.weights import identity_weights
     from protein_sedd.evaluation.variants import parse_variants, read_variants, spearman
+    from protein_sedd.io.alignment import read_sequences
 
     folder = Path(os.environ.get("PROTEIN_SEDD_DATA", "")) / "dms" / "PTEN_HUMAN"
     if not (folder / "PTEN_HUMAN_b1.0.a2m").is_file():

@@ -16,8 +16,8 @@ pytest.importorskip("pyhmmer")
 pytest.importorskip("pyfamsa")
 
 from protein_sedd.cli import main  # noqa: E402
-from protein_sedd.data.fasta import read_fasta, write_fasta  # noqa: E402
 from protein_sedd.evaluation import family_hmm, sequence_metrics  # noqa: E402
+from protein_sedd.io.fasta import read_fasta, write_fasta  # noqa: E402
 
 DATA = Path(os.environ.get("PROTEIN_SEDD_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 ACYP = DATA / "acyp" / "hypf.fa"

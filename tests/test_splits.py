@@ -2,9 +2,9 @@ import random
 
 import pytest
 
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.data.splits import split_records
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import FastaRecord
 
 
 def _records(n=400, seed=0, duplicates=0):

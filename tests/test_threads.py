@@ -8,11 +8,12 @@ import pytest
 import torch
 from rich.console import Console
 
-from protein_sedd import devices, progress
-from protein_sedd.checkpoint import bundled_checkpoint
 from protein_sedd.design import run as design_run
-from protein_sedd.evaluation import folding, likelihood
-from protein_sedd.evaluation.tiny_esmfold import build_tiny_esmfold
+from protein_sedd.evaluation import folding
+from protein_sedd.evaluation import likelihood_report as likelihood
+from protein_sedd.model.sources import bundled_checkpoint
+from protein_sedd.runtime import devices, progress
+from protein_sedd.testing.tiny_esmfold import build_tiny_esmfold
 from protein_sedd.training import trainer
 
 from .conftest import SYNTHETIC_SEQUENCES, run_cli

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from protein_sedd.data import token_cache as cache_module
 from protein_sedd.data.alphabet import ALPHABET, InvalidResidue
 from protein_sedd.data.batches import BatchStream, encode_all
-from protein_sedd.data.fasta import FastaRecord, read_fasta, read_fasta_hashed
+from protein_sedd.data.cache import tokens as cache_module
+from protein_sedd.data.cache.store import TokenStore, first_occurrences
+from protein_sedd.data.cache.tokens import token_cache, token_cache_root
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.data.splits import split_store
-from protein_sedd.data.token_cache import token_cache, token_cache_root
-from protein_sedd.data.token_store import TokenStore, first_occurrences
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import FastaRecord, read_fasta, read_fasta_hashed
 
 from .conftest import run_cli, write_synthetic_fasta
 from .test_train import _quick_args
@@ -274,8 +274,8 @@ def test_sequence_hash_split_reproduces_the_bundled_models_split():
     """The bundled model records no data.split: its test split must be the one it was evaluated on."""
     from omegaconf import OmegaConf
 
-    from protein_sedd.checkpoint import resolve_checkpoint_dir
     from protein_sedd.data.prepare import prepare_splits, recorded_data_config
+    from protein_sedd.model.sources import resolve_checkpoint_dir
 
     from .conftest import acyp_available
 

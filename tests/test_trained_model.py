@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 
 import protein_sedd
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.data.focus_columns import FocusMapping
 from protein_sedd.data.representation import REPRESENTATIONS, FocusColumns, Sequences, representation_for
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import FastaRecord
 from protein_sedd.model.trained import TrainedModel
 
 from .conftest import run_cli

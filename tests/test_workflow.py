@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from protein_sedd.data.fasta import read_fasta
+from protein_sedd.io.fasta import read_fasta
 
 from .conftest import REPO, acyp_available
 

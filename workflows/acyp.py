@@ -111,7 +111,7 @@ def write_summary(out: Path, profile: str, timings: dict, fold_note: str | None)
     lines += ["", "![funnel](picks/funnel.png)", ""]
     lines += ["## Wall-clock time", "", "| step | seconds |", "| --- | --- |"]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in timings.items()]
-    from protein_sedd.atomic import write_text_atomic
+    from protein_sedd.io.atomic import write_text_atomic
 
     path = out / "summary.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
@@ -150,14 +150,14 @@ def main() -> None:
         "fold-eval": ["fold-eval", str(designs), "--out-dir", str(out / "fold_eval"), *device, *ranks],
         "seq-eval": ["seq-eval", str(designs), "--reference", "acyp", "--out-dir", str(out / "seq_eval")],
     }  # fmt: skip
-    from protein_sedd.evaluation.tiny_esmfold import is_toy_esmfold
+    from protein_sedd.testing.tiny_esmfold import is_toy_esmfold
 
     with open(out / "workflow.log", "w") as log:
         for name in ("train", "evaluate", "design"):
             timings[name] = step(name, commands[name], log)
         esmfold = find_esmfold(args.esmfold)
         if args.smoke and esmfold is None:
-            from protein_sedd.evaluation.tiny_esmfold import PLUMBING_NOTE, build_tiny_esmfold
+            from protein_sedd.testing.tiny_esmfold import PLUMBING_NOTE, build_tiny_esmfold
 
             esmfold = str(build_tiny_esmfold(out / "tiny_esmfold"))
             print(f"[fold-eval] no ESMFold weights given: {PLUMBING_NOTE}", flush=True)

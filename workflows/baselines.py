@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from protein_sedd.atomic import write_json_atomic
 from protein_sedd.baselines.unigram import unigram_log_probs, unigram_nll
 from protein_sedd.data.prepare import prepare_splits, recorded_data_config
 from protein_sedd.diffusion.likelihood import LN2
-from protein_sedd.evaluation.likelihood import likelihood_report
+from protein_sedd.evaluation.likelihood_report import likelihood_report
+from protein_sedd.io.atomic import write_json_atomic
 from protein_sedd.model.trained import TrainedModel
 
 

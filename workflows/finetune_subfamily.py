@@ -38,9 +38,9 @@ N_HELD_OUT, N_FINETUNE = 60, 240
 
 def bundled_splits():
     """ACYP split exactly as the bundled model's training split it (checked by the file's sha256)."""
-    from protein_sedd.checkpoint import DEFAULT_MODEL, resolve_checkpoint_dir
     from protein_sedd.data.prepare import prepare_splits, recorded_data_config
-    from protein_sedd.model_folder import load_config
+    from protein_sedd.model.folder import load_config
+    from protein_sedd.model.sources import DEFAULT_MODEL, resolve_checkpoint_dir
 
     config = load_config(resolve_checkpoint_dir(DEFAULT_MODEL))
     prepared = prepare_splits(recorded_data_config(config), int(config.model.max_length))

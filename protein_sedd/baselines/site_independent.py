@@ -47,7 +47,7 @@ def alignment_log_frequencies(
     pseudocount: float = 0.5,
 ) -> np.ndarray:
     """log f_i(a), [length, 20], from an alignment's focus columns: `columns` (rows, focus columns) symbol
-    codes (AMINO_ACIDS order first, as `protein_sedd.data.alignment` writes them), `focus_positions` the
+    codes (AMINO_ACIDS order first, as `protein_sedd.io.alignment` writes them), `focus_positions` the
     0-based wild-type position of each focus column, `weights` one per row (None: all 1). Rows of the
     wild-type positions without a focus column are NaN."""
     if pseudocount <= 0:

@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 
 from protein_sedd.design.records import is_design_fasta
-from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 from protein_sedd.errors import UserError
-from protein_sedd.outputs import check_output_file
-from protein_sedd.progress import log_line
+from protein_sedd.io.outputs import check_output_file
+from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.runtime.progress import log_line
 
 
 def _check_out(out: Path) -> None:
@@ -146,9 +146,9 @@ def design(
     from protein_sedd.design.request import DesignRequest
     from protein_sedd.design.run import DesignRun
     from protein_sedd.design.settings import DesignSettings
-    from protein_sedd.distributed import check_devices, distributed
     from protein_sedd.guidance.guide import guide_files
     from protein_sedd.guidance.reweighting import Guidance
+    from protein_sedd.runtime.distributed import check_devices, distributed
 
     settings = DesignSettings(steps, seed, batch_size, predictor, sampler, temperature, top_p, cache)
     _check_out(out)

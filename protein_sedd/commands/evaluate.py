@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from protein_sedd.atomic import write_json_atomic
-from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 from protein_sedd.errors import UserError
-from protein_sedd.outputs import check_output_file
+from protein_sedd.io.atomic import write_json_atomic
+from protein_sedd.io.outputs import check_output_file
+from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 
 
 def is_report_json(path: Path) -> bool:
@@ -80,7 +80,7 @@ def evaluate(
 ) -> None:
     """Held-out -log p(x) in nats/sequence and bits/residue: the ELBO bound (SEDD) or exact NLL (model=ar)."""
     from protein_sedd.api import load
-    from protein_sedd.evaluation.likelihood import check_evaluation_settings
+    from protein_sedd.evaluation.likelihood_report import check_evaluation_settings
 
     check_evaluation_settings(fasta, dataset, split, t_samples, batch_size, seed)
     outputs = [(json_out, "--json", is_report_json), (csv_out, "--csv", is_scores_csv)]

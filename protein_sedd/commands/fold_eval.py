@@ -8,7 +8,7 @@ when designs are added). A design counts as done when its id, sequence and PDB f
 recomputed from the stored mean pLDDT with the current threshold: a new `--plddt-threshold` refolds nothing.
 Earlier results of designs that are not in the FASTA file (another designs file, or a changed sequence) are
 never dropped silently: the run is refused unless `--overwrite` says to start again. The folder is locked
-while a run writes it (`protein_sedd.outputs`).
+while a run writes it (`protein_sedd.io.outputs`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.config.limits import MAX_CHUNK_SIZE, MAX_DESIGNS, MAX_TOKENS_PER_BATCH, check_int
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation import folding
-from protein_sedd.limits import MAX_CHUNK_SIZE, MAX_DESIGNS, MAX_TOKENS_PER_BATCH, check_int
-from protein_sedd.outputs import OutputFolder
+from protein_sedd.io.outputs import OutputFolder
+from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 
 if TYPE_CHECKING:
-    from protein_sedd.data.fasta import FastaRecord
     from protein_sedd.evaluation.fold_results import FoldResults
+    from protein_sedd.io.fasta import FastaRecord
 
 BEST_SHOWN = 10
 
@@ -91,9 +91,9 @@ def fold_eval(
 ) -> None:
     """Fold every design with ESMFold; report pLDDT, pTM and the success rate (mean pLDDT >= threshold)."""
     from protein_sedd.commands.ranks import run_on_ranks
-    from protein_sedd.data.fasta import read_fasta
-    from protein_sedd.distributed import check_devices, distributed
     from protein_sedd.evaluation.fold_results import REPORT_FILES, FoldResults, model_label, pdb_names
+    from protein_sedd.io.fasta import read_fasta
+    from protein_sedd.runtime.distributed import check_devices, distributed
 
     _check_options(backend, plddt_threshold, device, max_tokens_per_batch, chunk_size)
     check_devices(devices, device)
@@ -154,8 +154,8 @@ def _natural_baseline(reference: str | None, n: int, records: list[FastaRecord])
     import random
 
     from protein_sedd.data.datasets import resolve_reference
-    from protein_sedd.data.fasta import read_fasta
     from protein_sedd.evaluation.baseline import length_matched
+    from protein_sedd.io.fasta import read_fasta
 
     check_int("baseline_n", n, 1, MAX_DESIGNS)
     designed = {r.sequence for r in records}

@@ -25,7 +25,7 @@ def prepare_data(
     The cache is $XDG_CACHE_HOME/protein-sedd/tokens (default ~/.cache), keyed by the file's sha256 and
     checked on every use. Before a multi-node run, run this once on each node (or share the cache folder).
     """
-    from protein_sedd.data.token_cache import cache_folder, token_cache
+    from protein_sedd.data.cache.tokens import cache_folder, token_cache
 
     store, sha256 = token_cache(fasta, verify=verify)
     residues = int(store.offsets[-1])

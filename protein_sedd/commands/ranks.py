@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from protein_sedd.distributed import launch_ranks
+from protein_sedd.runtime.distributed import launch_ranks
 
 
 def arguments_given(ctx: typer.Context, leave_out: str) -> list[str]:

@@ -15,10 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
 from protein_sedd.errors import UserError
-from protein_sedd.outputs import check_output_file
-from protein_sedd.progress import log_line
+from protein_sedd.io.outputs import check_output_file
+from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.runtime.progress import log_line
 
 COMMAND = "score-variants"
 BOOTSTRAP_RESAMPLES = 1000
@@ -101,8 +101,6 @@ def score_variants(
 ) -> None:
     """Score variants of a wild type zero-shot (nats, higher = fitter); Spearman's rho with DMS_score."""
     from protein_sedd.api import load
-    from protein_sedd.data.alignment import ALIGNMENT_FORMATS
-    from protein_sedd.data.fasta import read_fasta
     from protein_sedd.evaluation.variants import (
         check_variant_settings,
         measured_scores,
@@ -112,6 +110,8 @@ def score_variants(
         scoring_plan,
         spearman_interval,
     )
+    from protein_sedd.io.alignment import ALIGNMENT_FORMATS
+    from protein_sedd.io.fasta import read_fasta
 
     check_variant_settings(method, t_samples, seed, batch_size)
     summary = summary_path(out)
@@ -134,7 +134,7 @@ def score_variants(
         # what the model scores: the wild type, or a focus_columns model's row over its columns
         where = f"--wildtype {wildtype}: record {record.id!r}"
         plan = scoring_plan(model.representation, record.sequence, parsed, model.max_length, where)
-        from protein_sedd.progress import LoopProgress
+        from protein_sedd.runtime.progress import LoopProgress
 
         console = Console(stderr=True)
         total = network_passes(plan.sequence, plan.variants, method, t_samples, model.is_autoregressive)
@@ -196,9 +196,9 @@ def score_variants(
 
 def _write(out: Path, summary: Path, scores, report: dict) -> None:
     """The table, then the summary recording its sha256 (so a rerun recognises both as its own)."""
-    from protein_sedd.atomic import write_json_atomic
     from protein_sedd.data.datasets import sha256_of
     from protein_sedd.evaluation.reports import write_csv_atomic
+    from protein_sedd.io.atomic import write_json_atomic
 
     write_csv_atomic(out, scores)
     write_json_atomic(summary, {**report, "csv_sha256": sha256_of(out)})

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from protein_sedd.errors import UserError
-from protein_sedd.outputs import OutputFolder
+from protein_sedd.io.outputs import OutputFolder
 
 OUTPUT_FILES = ["picks.fasta", "picks.csv", "funnel.png", "summary.json"]
 
@@ -53,9 +53,9 @@ def select(
     ),
 ) -> None:
     """Pick a diverse shortlist: join evaluations by id, filter, rank by one key, skip near-duplicates."""
-    from protein_sedd.data.fasta import read_fasta
+    from protein_sedd.config.limits import MAX_DESIGNS, check_int
     from protein_sedd.evaluation.selection import RANK_KEYS, Thresholds
-    from protein_sedd.limits import MAX_DESIGNS, check_int
+    from protein_sedd.io.fasta import read_fasta
 
     check_int("n", n, 1, MAX_DESIGNS)
     for option, value, high in (
@@ -109,9 +109,9 @@ def _write(folder: OutputFolder, chosen, n: int, rank_by: str, thresholds, desig
 
     from rich.console import Console
 
-    from protein_sedd.atomic import write_json_atomic
-    from protein_sedd.data.fasta import write_fasta
     from protein_sedd.evaluation.reports import print_tables, rows_table, summary_table, write_csv_atomic
+    from protein_sedd.io.atomic import write_json_atomic
+    from protein_sedd.io.fasta import write_fasta
 
     picked = chosen.table[chosen.table["picked"]].sort_values("rank")
     summary = {
@@ -156,7 +156,7 @@ def _funnel_png(path: Path, funnel: list[tuple[str, int]]) -> None:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    from protein_sedd.atomic import atomic_path
+    from protein_sedd.io.atomic import atomic_path
 
     figure = Figure(figsize=(7, 0.5 * len(funnel) + 1.5), dpi=120)
     axes = figure.subplots()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import typer
 
-from protein_sedd.atomic import write_json_atomic
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation import family_hmm
-from protein_sedd.outputs import OutputFolder
+from protein_sedd.io.atomic import write_json_atomic
+from protein_sedd.io.outputs import OutputFolder
 
 OUTPUT_FILES = ["results.csv", "summary.json", "family_bits_histogram.png", "identity_histogram.png"]
 CLOSEST_SHOWN = 5
@@ -49,7 +49,6 @@ def seq_eval(
 ) -> None:
     """Score designs against a reference family: HMM bits, novelty, diversity, composition and lengths."""
     from protein_sedd.data.datasets import resolve_reference
-    from protein_sedd.data.fasta import read_fasta, read_fasta_hashed
     from protein_sedd.evaluation.reports import (
         histogram_png,
         print_tables,
@@ -58,6 +57,7 @@ def seq_eval(
         write_csv_atomic,
     )
     from protein_sedd.evaluation.sequence_report import score_designs
+    from protein_sedd.io.fasta import read_fasta, read_fasta_hashed
 
     if hmm_sample_size < 2:
         raise UserError(f"--hmm-sample-size {hmm_sample_size}: needs at least 2 sequences to build an HMM")

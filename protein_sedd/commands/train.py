@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads
 from protein_sedd.errors import UserError
+from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads
 
 
 def train(
@@ -57,7 +57,12 @@ def train(
 ) -> None:
     """Train a DDiT score network with score entropy; writes a checkpoint, metrics.csv and loss_curve.png."""
     from protein_sedd.commands.ranks import arguments_given
-    from protein_sedd.distributed import check_devices, is_main_process, launch_ranks, world_size_from_env
+    from protein_sedd.runtime.distributed import (
+        check_devices,
+        is_main_process,
+        launch_ranks,
+        world_size_from_env,
+    )
     from protein_sedd.training.compose import training_config
     from protein_sedd.training.trainer import train as run_training
 

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from protein_sedd.devices import THREADS_HELP, check_threads, cpu_threads, select_device
-from protein_sedd.progress import log_line
+from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.runtime.progress import log_line
 
 COMMAND = "train-guide"
 
@@ -59,7 +59,7 @@ def train_guide(
     from protein_sedd.api import load
     from protein_sedd.guidance.labels import read_labels, task_of
     from protein_sedd.guidance.training import check_guide_fits, check_guide_settings
-    from protein_sedd.outputs import OutputFolder
+    from protein_sedd.io.outputs import OutputFolder
 
     check_guide_settings(steps, batch_size, lr, seed, valid_fraction)
     OutputFolder(out, COMMAND, "--out").check(inputs=[labels, fasta], overwrite=overwrite)
@@ -71,7 +71,7 @@ def train_guide(
     with cpu_threads(threads) as n_threads:
         model = load(checkpoint, requested)
         check_guide_fits(model, labelled)  # before any work or output
-        from protein_sedd.progress import LoopProgress
+        from protein_sedd.runtime.progress import LoopProgress
 
         console = Console(stderr=True)
         log_line(

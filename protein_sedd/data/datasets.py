@@ -15,9 +15,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from protein_sedd.atomic import atomic_path
-from protein_sedd.config import resource_dir
+from protein_sedd.config.compose import resource_dir
 from protein_sedd.errors import UserError
+from protein_sedd.io.atomic import atomic_path
 
 
 @dataclass(frozen=True)

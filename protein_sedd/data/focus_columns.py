@@ -23,8 +23,8 @@ from functools import cached_property
 import numpy as np
 
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import FastaRecord
 
 GAP_LETTER = "X"  # a focus column where the row has no residue
 ROW_HINT = "give each sequence as its alignment row over the focus columns (X at deletions, no insertions)"

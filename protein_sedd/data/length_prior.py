@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import FastaRecord
 
 
 def median_of_counts(counts: np.ndarray) -> float:
@@ -47,7 +47,7 @@ class LengthPrior:
 
     @classmethod
     def from_counts(cls, counts: np.ndarray, max_length: int) -> LengthPrior:
-        """From a length histogram, counts[L] records of length L (token_store's `length_counts`)."""
+        """From a length histogram, counts[L] records of length L (the token store's `length_counts`)."""
         present = np.flatnonzero(counts)
         return cls(dict(zip(present.tolist(), counts[present].tolist(), strict=True)), int(max_length))
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from protein_sedd.data.cache.tokens import token_cache
 from protein_sedd.data.datasets import resolve_dataset_path, sha256_of
-from protein_sedd.data.family import FamilyData, family_data
+from protein_sedd.data.family.training_set import FamilyData, family_data
 from protein_sedd.data.focus_columns import check_fits
 from protein_sedd.data.splits import SPLIT_METHODS, Splits, split_store
-from protein_sedd.data.token_cache import token_cache
 
 
 @dataclass

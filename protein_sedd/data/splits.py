@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protein_sedd.data.fasta import FastaRecord
-from protein_sedd.data.token_store import BLOCK, INDEX, TokenStore, check_record_count
+from protein_sedd.data.cache.store import BLOCK, INDEX, TokenStore, check_record_count
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import FastaRecord
 
 SPLITS = ("train", "valid", "test")
 SPLIT_METHODS = ("sequence_hash", "id_hash")
@@ -72,7 +72,7 @@ def split_store(
     max_length: int | None = None,
     method: str = "sequence_hash",
 ) -> Splits:
-    """Splits whose members are views of the store (token_store.RecordView), each in file order."""
+    """Splits whose members are views of the store (cache.store.RecordView), each in file order."""
     if not 0 <= valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
         raise UserError(
             f"valid_fraction={valid_fraction} and test_fraction={test_fraction} must be in [0, 1) "

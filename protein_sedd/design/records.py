@@ -49,7 +49,7 @@ class Designs(list):
 
     def write_fasta(self, path: str | Path) -> None:
         """Write every design as FASTA (atomically: the file appears whole or not at all)."""
-        from protein_sedd.data.fasta import write_fasta
+        from protein_sedd.io.fasta import write_fasta
 
         write_fasta(path, [(d.header, d.sequence) for d in self])
 

@@ -26,11 +26,11 @@ from typing import NamedTuple
 
 import torch
 
+from protein_sedd.config.limits import MAX_DESIGNS, check_int
 from protein_sedd.data.alphabet import ALPHABET, GAPS, InvalidResidue
-from protein_sedd.data.fasta import normalised_sequence, read_fasta
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.errors import UserError
-from protein_sedd.limits import MAX_DESIGNS, check_int
+from protein_sedd.io.fasta import normalised_sequence, read_fasta
 
 DESIGN_CHAR = "_"
 

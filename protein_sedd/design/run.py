@@ -18,7 +18,7 @@ from protein_sedd.design.records import Design, Designs
 from protein_sedd.design.request import DesignRequest
 from protein_sedd.design.settings import DesignSettings
 from protein_sedd.diffusion.sampling import in_input_order, sample_batches
-from protein_sedd.distributed import Distributed
+from protein_sedd.runtime.distributed import Distributed
 
 
 class DesignRun:
@@ -106,7 +106,7 @@ class _StepProgress:
             return lambda: None
         from rich.console import Console
 
-        from protein_sedd.progress import LoopProgress
+        from protein_sedd.runtime.progress import LoopProgress
 
         label = "design steps" if not self.ranks.enabled else "design steps (rank 0)"
         self.loop = LoopProgress(Console(stderr=True), label, self.total).__enter__()

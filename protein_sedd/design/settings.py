@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_DESIGN_SEED, MAX_SAMPLING_STEPS, check_int
 from protein_sedd.diffusion.sampling import SAMPLERS, cache_applies, sampler_that_runs
 from protein_sedd.diffusion.sampling_controls import SamplingControls, check_sampling_controls
 from protein_sedd.diffusion.transitions import PREDICTORS
 from protein_sedd.errors import UserError
-from protein_sedd.limits import MAX_BATCH_SIZE, MAX_DESIGN_SEED, MAX_SAMPLING_STEPS, check_int
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from protein_sedd.devices import inference_autocast
 from protein_sedd.diffusion.categorical import sample_categorical, uniforms
 from protein_sedd.diffusion.sampling_controls import SamplingControls
+from protein_sedd.runtime.devices import inference_autocast
 
 
 def unmask_step_probabilities(sigmas: list[float]) -> torch.Tensor:

@@ -193,6 +193,6 @@ GRAPHS: dict[str, type[Graph]] = {"absorbing": AbsorbingGraph, "uniform": Unifor
 
 
 def build_graph(name: str, alphabet) -> Graph:
-    if name not in GRAPHS:  # configs are validated first (config_checks); this guards direct callers
+    if name not in GRAPHS:  # configs are validated first (config/checks.py); this guards direct callers
         raise UserError(f"graph.name={name!r}: choose {' or '.join(GRAPHS)}")
     return GRAPHS[name](alphabet.n_residues, alphabet.mask_index, alphabet.pad_index)

@@ -47,7 +47,7 @@ NOISES = {"loglinear": LogLinearNoise, "geometric": GeometricNoise}  # noise.typ
 
 
 def build_noise(cfg) -> LogLinearNoise | GeometricNoise:
-    """The schedule a (validated, see config_checks) noise config names; unknown names are a UserError."""
+    """The schedule a (validated, see config/checks.py) noise config names; unknown names are a UserError."""
     kind = cfg.get("type")
     if kind not in NOISES:
         raise UserError(f"noise.type={kind!r}: choose {' or '.join(NOISES)}")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protein_sedd.atomic import atomic_path
 from protein_sedd.data.datasets import cache_root
 from protein_sedd.errors import UserError
+from protein_sedd.io.atomic import atomic_path
 
 HMM_SAMPLE_SIZE = 1000
 SAMPLE_SEED = 0

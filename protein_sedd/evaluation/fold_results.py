@@ -12,13 +12,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protein_sedd.atomic import write_json_atomic, write_text_atomic
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation import folding
 from protein_sedd.evaluation.rates import rate, rates_by_length
 from protein_sedd.evaluation.reports import write_csv_atomic
-from protein_sedd.evaluation.tiny_esmfold import PLUMBING_NOTE, is_toy_esmfold
+from protein_sedd.io.atomic import write_json_atomic, write_text_atomic
+from protein_sedd.io.fasta import FastaRecord
+from protein_sedd.testing.tiny_esmfold import PLUMBING_NOTE, is_toy_esmfold
 
 RESULT_COLUMNS = ["id", "sequence", "length", "mean_plddt", "ptm", "success"]
 REPORT_FILES = ["results.csv", "summary.json", "plddt_histogram.png", "natural_baseline.csv"]

@@ -1,7 +1,7 @@
 """Report files for the evaluators: CSV tables, histograms and console tables.
 
 Everything here is generic (no knowledge of folding or HMMs), so every evaluator reports the same way;
-every file is written atomically (`protein_sedd.atomic`).
+every file is written atomically (`protein_sedd.io.atomic`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from protein_sedd.atomic import atomic_path, write_text_atomic
+from protein_sedd.io.atomic import atomic_path, write_text_atomic
 
 
 def write_csv_atomic(path: Path, frame: pd.DataFrame) -> None:

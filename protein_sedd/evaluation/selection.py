@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation.sequence_metrics import identity
+from protein_sedd.io.fasta import FastaRecord
 
 RANK_KEYS = {  # key -> (column, higher is better)
     "plddt": ("mean_plddt", True),

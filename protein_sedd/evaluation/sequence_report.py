@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.evaluation import family_hmm, sequence_metrics
 from protein_sedd.evaluation.baseline import length_matched
 from protein_sedd.evaluation.low_complexity import complexity
 from protein_sedd.evaluation.rates import rate, rates_by_length
+from protein_sedd.io.fasta import FastaRecord
 
 RESULT_COLUMNS = [
     "id", "sequence", "length", "family_bits", "nearest_identity", "nearest_id", "exact_copy",

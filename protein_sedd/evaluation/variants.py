@@ -48,11 +48,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, check_int
 from protein_sedd.data.alphabet import ALPHABET, AMINO_ACIDS
-from protein_sedd.devices import inference_autocast
 from protein_sedd.diffusion.likelihood import shared_draws_negative_elbo
 from protein_sedd.errors import UserError
-from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, check_int
+from protein_sedd.runtime.devices import inference_autocast
 
 METHODS = ("masked-marginal", "elbo")
 OUTPUT_COLUMNS = ("score", "standard_error")  # added to the table; an input may not hold them
@@ -208,7 +208,7 @@ def read_variants(path: Path) -> pd.DataFrame:
 
     It needs a `mutant` column; it may not hold the output's `score` or `standard_error` columns.
     """
-    from protein_sedd.data.csv_tables import read_text_table
+    from protein_sedd.io.tables import read_text_table
 
     table = read_text_table(path, "--variants", "a CSV table of variants naming a 'mutant' column")
     if "mutant" not in table.columns:

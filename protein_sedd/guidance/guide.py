@@ -25,7 +25,7 @@ WEIGHTS = "guide.safetensors"
 CONFIG = "guide.json"
 KIND = "protein-sedd-guide"
 FORMAT = 1
-COMMAND = "train-guide"  # the owner of a guide folder (protein_sedd/outputs.py)
+COMMAND = "train-guide"  # the owner of a guide folder (protein_sedd/io/outputs.py)
 
 
 @dataclass
@@ -107,9 +107,9 @@ def is_guide_dir(folder: Path) -> bool:
 def save_guide(guide: Guide, folder: Path, *, overwrite: bool = False, option: str = "{folder}") -> Path:
     """Write `folder`: new, empty, an earlier guide's (train-guide's own), or anything with `overwrite`
     (then only the guide's two files are replaced). The weights first, then the config, each atomically."""
-    from protein_sedd.atomic import atomic_path, write_json_atomic
-    from protein_sedd.model_folder import write_weights
-    from protein_sedd.outputs import OutputFolder
+    from protein_sedd.io.atomic import atomic_path, write_json_atomic
+    from protein_sedd.io.outputs import OutputFolder
+    from protein_sedd.model.folder import write_weights
 
     output = OutputFolder(Path(folder), COMMAND, option)
     output.check(overwrite=overwrite)
@@ -124,7 +124,7 @@ def save_guide(guide: Guide, folder: Path, *, overwrite: bool = False, option: s
 
 def load_guide(folder: str | Path, device: str | torch.device = "cpu") -> Guide:
     """The guide in `folder` (from `train-guide --out`), in eval mode on `device`."""
-    from protein_sedd.model_folder import read_weights
+    from protein_sedd.model.folder import read_weights
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from protein_sedd.data.csv_tables import read_text_table
-from protein_sedd.data.fasta import normalised_sequence, read_fasta
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import normalised_sequence, read_fasta
+from protein_sedd.io.tables import read_text_table
 
 TASKS = ("auto", "classify", "regress")
 MAX_CLASSES = 10

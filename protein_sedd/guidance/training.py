@@ -20,13 +20,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_TRAIN_STEPS, check_int
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import encode_all, pad_batch
 from protein_sedd.errors import UserError
 from protein_sedd.guidance.guide import Guide
 from protein_sedd.guidance.labels import Labelled
 from protein_sedd.guidance.network import GuideConfig, GuideNet
-from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_TRAIN_STEPS, check_int
 
 REPORT_MASK_FRACTIONS = (0.0, 0.5, 0.9)
 MAX_VALID_FRACTION = 0.5

@@ -1,5 +1,17 @@
-"""The score network: a DDiT transformer (rotary attention, adaLN time conditioning)."""
+"""Models: the score network, a DDiT transformer (rotary attention, adaLN time conditioning: ddit,
+attention, rotary); a trained model with its graph, noise, length prior and representation (trained); the
+model folder's one writer and reader (folder); where a model comes from, a path, a run, a bundled name or
+a Hub id (sources, hub).
 
-from protein_sedd.model.ddit import DDiT, DDiTConfig
+`DDiT` and `DDiTConfig` are imported on first use, so that reading a folder's file names stays torch-free.
+"""
 
 __all__ = ["DDiT", "DDiTConfig"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from protein_sedd.model import ddit
+
+        return getattr(ddit, name)
+    raise AttributeError(f"module 'protein_sedd.model' has no attribute {name!r}")

@@ -22,13 +22,13 @@ import torch
 from omegaconf import DictConfig
 
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.data.fasta import normalised_sequence
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.data.representation import representation_for
-from protein_sedd.devices import inference_autocast
 from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.noise import build_noise
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import normalised_sequence
+from protein_sedd.runtime.devices import inference_autocast
 
 
 class TrainedModel:
@@ -43,8 +43,8 @@ class TrainedModel:
 
     @classmethod
     def load(cls, source=None, device: torch.device | str = "cpu", revision: str | None = None):
-        """From a checkpoint, run directory, saved folder, bundled name or Hub id (see checkpoint.py)."""
-        from protein_sedd.checkpoint import load_checkpoint
+        """From a checkpoint, run directory, saved folder, bundled name or Hub id (see sources.py)."""
+        from protein_sedd.model.sources import load_checkpoint
 
         checkpoint = load_checkpoint(source, device, revision)
         model = cls(checkpoint.model, checkpoint.config, checkpoint.path)

@@ -1,6 +1,6 @@
 """Writing checkpoints during training, and reading back what `--resume` needs (`trainer_state.pt`).
 
-A training checkpoint is a model folder (`protein_sedd.model_folder`: model.safetensors, config.yaml)
+A training checkpoint is a model folder (`protein_sedd.model.folder`: model.safetensors, config.yaml)
 plus trainer_state.pt (optimiser, raw weights, batch position, noise generator). It is written into a
 temporary folder and swapped in with renames, so a crash at any moment leaves the previous complete
 checkpoint (at `checkpoint/` or, mid-swap, `checkpoint.old/`). The trainer state is read through
@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from protein_sedd.atomic import new_file_mode, raise_no_space
 from protein_sedd.errors import UserError
-from protein_sedd.model_folder import CHECKPOINT_DIR, first_non_finite, save_model_folder
+from protein_sedd.io.atomic import new_file_mode, raise_no_space
+from protein_sedd.model.folder import CHECKPOINT_DIR, first_non_finite, save_model_folder
 
 TRAINER_STATE = "trainer_state.pt"
 # the checkpoint and its two swap-time siblings (being written; the previous one, mid-swap)

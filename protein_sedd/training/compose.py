@@ -16,11 +16,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from protein_sedd.config import compose_config, config_dir
-from protein_sedd.config_files import load_config_file
+from protein_sedd.config.compose import compose_config, config_dir
+from protein_sedd.config.files import load_config_file
+from protein_sedd.config.limits import MAX_TRAIN_STEPS, check_int
 from protein_sedd.errors import UserError
-from protein_sedd.limits import MAX_TRAIN_STEPS, check_int
-from protein_sedd.paths import check_output_path
+from protein_sedd.io.paths import check_output_path
 
 GROUPS = ("model", "data", "noise", "graph", "trainer")
 
@@ -53,7 +53,7 @@ def training_config(
             from protein_sedd.training.init_from import inherit_from_parent
 
             cfg = inherit_from_parent(cfg, overrides, str(init_from))
-    from protein_sedd.config_checks import validate_config
+    from protein_sedd.config.checks import validate_config
 
     validate_config(cfg)  # before any name is taken from it; max_steps is bounded like trainer.max_steps
     if max_steps is not None:
@@ -153,7 +153,7 @@ def _compose_resumed(run_dir: Path, overrides: list[str]) -> DictConfig:
         raise UserError(
             f"{{resume}}: {path} not found; is {run_dir} a protein-sedd run directory?", field="resume"
         )
-    cfg = load_config_file(path)  # bounded, no aliases or interpolations: see config_files
+    cfg = load_config_file(path)  # bounded, no aliases or interpolations: see config/files.py
     trainer = cfg.get("trainer")
     if isinstance(trainer, DictConfig) and "patience" not in trainer:
         trainer.patience = 0  # a run from before trainer.patience: early stopping off, as it trained

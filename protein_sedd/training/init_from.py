@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from protein_sedd.checkpoint import DEFAULT_MODEL, load_checkpoint, resolve_checkpoint_dir
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.datasets import sha256_of
 from protein_sedd.errors import UserError
-from protein_sedd.model_folder import WEIGHTS, load_config
+from protein_sedd.model.folder import WEIGHTS, load_config
+from protein_sedd.model.sources import DEFAULT_MODEL, load_checkpoint, resolve_checkpoint_dir
 
 ALIASES = {"bundled": DEFAULT_MODEL}  # `--init-from bundled`: the model that ships in the package
 INHERITED = ("model", "graph", "noise")  # the sections that give the parent's weights their meaning

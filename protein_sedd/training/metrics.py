@@ -10,7 +10,7 @@ import csv
 import math
 from pathlib import Path
 
-from protein_sedd.atomic import atomic_path
+from protein_sedd.io.atomic import atomic_path
 
 COLUMNS = [
     "step",

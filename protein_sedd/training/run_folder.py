@@ -14,14 +14,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from protein_sedd.atomic import atomic_path, write_json_atomic
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.length_prior import LengthPrior
 from protein_sedd.data.splits import SPLIT_METHODS, SPLITS
-from protein_sedd.distributed import Distributed
 from protein_sedd.errors import UserError
-from protein_sedd.model_folder import CHECKPOINT_DIR
-from protein_sedd.outputs import OutputFolder
+from protein_sedd.io.atomic import atomic_path, write_json_atomic
+from protein_sedd.io.outputs import OutputFolder
+from protein_sedd.model.folder import CHECKPOINT_DIR
+from protein_sedd.runtime.distributed import Distributed
 from protein_sedd.training.checkpoint import CHECKPOINT_FOLDERS, save_checkpoint
 from protein_sedd.training.metrics import MetricsLog, plot_loss_curve
 from protein_sedd.training.state import TrainingState
@@ -55,7 +55,7 @@ def run_config(cfg: DictConfig, prepared, train_records) -> DictConfig:
 
 def _length_entry(cfg: DictConfig, prepared, train_records) -> dict:
     """The run config's `lengths`: the histogram designs draw from (full-length training members when
-    fragments are filtered, data/family.py) and, in words, which records it counts."""
+    fragments are filtered, data/family/training_set.py) and, in words, which records it counts."""
     family = prepared.family
     if family is None:
         return LengthPrior.from_counts(train_records.length_counts(), cfg.model.max_length).to_config()
@@ -65,7 +65,7 @@ def _length_entry(cfg: DictConfig, prepared, train_records) -> dict:
 
 
 def _write_splits(path: Path, prepared, method: str) -> None:
-    """The dataset's sha256 and which records trained (`train_digest`, token_store.RecordView.ids_digest);
+    """The dataset's sha256 and which records trained (`train_digest`, cache.store.RecordView.ids_digest);
     the id lists too under data.split=sequence_hash, none under id_hash (millions of ids: the split is
     a function of the ids and the seed, and `evaluate` recomputes it)."""
     splits = prepared.splits

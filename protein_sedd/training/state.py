@@ -18,7 +18,7 @@ import torch
 
 from protein_sedd.data.batches import BatchStream
 from protein_sedd.errors import UserError
-from protein_sedd.model_folder import check_weights, first_non_finite
+from protein_sedd.model.folder import check_weights, first_non_finite
 from protein_sedd.training.checkpoint import TRAINER_STATE
 from protein_sedd.training.early_stopping import EarlyStopping, check_early_stopping_state
 from protein_sedd.training.ema import EMA

@@ -7,7 +7,7 @@ import signal
 
 import torch
 
-from protein_sedd.distributed import Distributed
+from protein_sedd.runtime.distributed import Distributed
 
 
 class StopRequest:

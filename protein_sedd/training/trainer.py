@@ -26,20 +26,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.nn.parallel import DistributedDataParallel
 
 from protein_sedd.baselines.autoregressive import sequence_nll
-from protein_sedd.checkpoint import resolve_checkpoint_dir
-from protein_sedd.config_checks import validate_config
+from protein_sedd.config.checks import validate_config
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import BatchStream, encode_all
 from protein_sedd.data.prepare import prepare_splits, recorded_data_config
-from protein_sedd.devices import select_device
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.diffusion.loss import score_entropy_loss
-from protein_sedd.distributed import Distributed, distributed
 from protein_sedd.errors import UserError
+from protein_sedd.io.outputs import OutputFolder
 from protein_sedd.model import DDiT, DDiTConfig
+from protein_sedd.model.folder import CHECKPOINT_DIR
+from protein_sedd.model.sources import resolve_checkpoint_dir
 from protein_sedd.model.trained import TrainedModel
-from protein_sedd.model_folder import CHECKPOINT_DIR
-from protein_sedd.outputs import OutputFolder
+from protein_sedd.runtime.devices import select_device
+from protein_sedd.runtime.distributed import Distributed, distributed
 from protein_sedd.training.checkpoint import load_trainer_state
 from protein_sedd.training.ema import EMA
 from protein_sedd.training.init_from import load_parent_weights
@@ -427,6 +427,6 @@ def _dump_rank_weights(model: torch.nn.Module, ranks: Distributed) -> None:
     """Testing hook: with PROTEIN_SEDD_RANK_WEIGHTS=DIR each rank saves its final raw weights there."""
     folder = os.environ.get("PROTEIN_SEDD_RANK_WEIGHTS")
     if folder:
-        from protein_sedd.model_folder import write_weights
+        from protein_sedd.model.folder import write_weights
 
         write_weights(Path(folder) / f"rank{ranks.rank}.safetensors", model)

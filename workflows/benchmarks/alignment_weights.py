@@ -1,4 +1,4 @@
-"""Benchmark the redundancy weights (data/weights.py) on a generated alignment: time and peak memory.
+"""Benchmark the redundancy weights (data/family/weights.py) on a generated alignment: time and peak memory.
 
     python workflows/benchmarks/alignment_weights.py                         # 50,000 x 300, 1 thread
     python workflows/benchmarks/alignment_weights.py --rows 20000 --columns 300 --threads 2
@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from protein_sedd.data.alignment import GAP_CODE  # noqa: E402
-from protein_sedd.data.weights import identity_weights  # noqa: E402
+from protein_sedd.data.family.weights import identity_weights  # noqa: E402
+from protein_sedd.io.alignment import GAP_CODE  # noqa: E402
 
 
 def generated_alignment(rows: int, columns: int, clusters: int, mutation: float, gaps: float, seed: int):

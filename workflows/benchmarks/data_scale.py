@@ -126,7 +126,7 @@ def bench(work: Path, n: int, steps: int) -> dict:
     env = {**os.environ, "XDG_CACHE_HOME": str(folder / "cache_tokenise"), "OMP_NUM_THREADS": "1"}
     seconds = folder / "tokenise_seconds.txt"
     code = (
-        "import time; from protein_sedd.data.token_cache import token_cache; start = time.perf_counter()\n"
+        "import time; from protein_sedd.data.cache.tokens import token_cache; start = time.perf_counter()\n"
         f"token_cache({str(fasta)!r}); open({str(seconds)!r}, 'w').write(str(time.perf_counter() - start))"
     )
     tokenised = measured([sys.executable, "-c", code], env)

@@ -34,14 +34,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from protein_sedd.config import config_dir  # noqa: E402
+from protein_sedd.config.compose import config_dir  # noqa: E402
 from protein_sedd.data.alphabet import ALPHABET  # noqa: E402
 from protein_sedd.design.request import masked_starts  # noqa: E402
-from protein_sedd.devices import default_threads  # noqa: E402
 from protein_sedd.diffusion.graph import build_graph  # noqa: E402
 from protein_sedd.diffusion.noise import LogLinearNoise, build_noise  # noqa: E402
 from protein_sedd.diffusion.sampling import sample  # noqa: E402
 from protein_sedd.model import DDiT, DDiTConfig  # noqa: E402
+from protein_sedd.runtime.devices import default_threads  # noqa: E402
 
 
 def random_tiny_model() -> DDiT:
@@ -64,7 +64,7 @@ def load_model(checkpoint: str | None, device: torch.device):
             LogLinearNoise(),
             "tiny-random",
         )
-    from protein_sedd.checkpoint import load_checkpoint
+    from protein_sedd.model.sources import load_checkpoint
 
     loaded = load_checkpoint(checkpoint, device)
     graph = build_graph(loaded.config.graph.name, ALPHABET)

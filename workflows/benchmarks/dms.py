@@ -92,7 +92,7 @@ def scored_stage(run: Path, steps: int, cpu: float, label: str, method: str, sco
 
 def model_scores(run: Path, wildtype: str, variants: pd.DataFrame, method: str, threads: int):
     import protein_sedd
-    from protein_sedd.devices import cpu_threads
+    from protein_sedd.runtime.devices import cpu_threads
 
     with cpu_threads(threads):
         frame = protein_sedd.load(run, "cpu").score_variants(wildtype, variants, method, progress=None)
@@ -115,9 +115,9 @@ def correlations(scores, measured, in_columns) -> dict:
 
 def benchmark(args) -> dict:
     from protein_sedd.baselines.site_independent import alignment_log_frequencies, site_independent_scores
-    from protein_sedd.data.alignment import read_sequences
-    from protein_sedd.data.weights import identity_weights
+    from protein_sedd.data.family.weights import identity_weights
     from protein_sedd.evaluation.variants import parse_variants, read_variants
+    from protein_sedd.io.alignment import read_sequences
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)

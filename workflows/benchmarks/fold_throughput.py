@@ -28,8 +28,8 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from protein_sedd.cli import main as cli_main  # noqa: E402
-from protein_sedd.data.fasta import read_fasta, write_fasta  # noqa: E402
 from protein_sedd.evaluation import family_hmm, folding, sequence_metrics  # noqa: E402
+from protein_sedd.io.fasta import read_fasta, write_fasta  # noqa: E402
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from protein_sedd.data.datasets import resolve_dataset_path  # noqa: E402
-from protein_sedd.data.fasta import read_fasta  # noqa: E402
+from protein_sedd.io.fasta import read_fasta  # noqa: E402
 
 ARMS = {
     "unfiltered": ["data.min_coverage=0", "data.length_prior=all"],

@@ -69,7 +69,7 @@ def obeys_rule(sequence: str) -> bool:
 
 
 def read_designs(path: Path) -> list[str]:
-    from protein_sedd.data.fasta import read_fasta
+    from protein_sedd.io.fasta import read_fasta
 
     return [record.sequence for record in read_fasta(path)]
 
@@ -143,8 +143,8 @@ ACYP_MOTIF = "GW"
 def acyp_benchmark(work: Path, n: int, threads: int, scale: float = 2.0) -> dict:
     """Guided design on ACYP with the bundled model: the motif's share and the family HMM's pass rate."""
     from protein_sedd.data.datasets import resolve_reference
-    from protein_sedd.data.fasta import read_fasta
     from protein_sedd.evaluation.rates import rate
+    from protein_sedd.io.fasta import read_fasta
 
     work.mkdir(parents=True, exist_ok=True)
     fasta = resolve_reference("acyp")

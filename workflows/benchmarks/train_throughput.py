@@ -14,14 +14,14 @@ import time
 import torch
 from omegaconf import OmegaConf
 
-from protein_sedd.config import config_dir
+from protein_sedd.config.compose import config_dir
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.devices import default_threads, select_device
 from protein_sedd.diffusion.graph import build_graph
 from protein_sedd.diffusion.loss import score_entropy_loss
 from protein_sedd.diffusion.noise import LogLinearNoise
 from protein_sedd.model import DDiT, DDiTConfig
 from protein_sedd.model import attention as attention_module
+from protein_sedd.runtime.devices import default_threads, select_device
 
 
 def model_flops_per_token(config: DDiTConfig, length: int) -> float:

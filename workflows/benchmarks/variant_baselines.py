@@ -149,9 +149,9 @@ def train(fasta: Path, out: Path, steps: int, threads: int, *extra: str) -> Path
 def benchmark(work: Path, steps: int, threads: int, t_samples: int) -> tuple[pd.DataFrame, int, int]:
     import protein_sedd
     from protein_sedd.baselines.site_independent import column_log_frequencies, site_independent_scores
-    from protein_sedd.data.fasta import read_fasta
-    from protein_sedd.devices import cpu_threads
     from protein_sedd.evaluation.variants import parse_variants, roc_auc, spearman
+    from protein_sedd.io.fasta import read_fasta
+    from protein_sedd.runtime.devices import cpu_threads
 
     work.mkdir(parents=True, exist_ok=True)
     fasta = work / "neighbour_rule.fa"

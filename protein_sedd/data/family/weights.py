@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from protein_sedd.data.alignment import GAP_CODE
 from protein_sedd.data.alphabet import ALPHABET
+from protein_sedd.io.alignment import GAP_CODE
 
 N_SYMBOLS = GAP_CODE + 1  # residues and the gap
 EXACT_COLUMNS = 256  # bfloat16 holds every integer up to 256: a product over more columns is cut up

@@ -5,7 +5,7 @@ a bucket, not by the number of records.
 A `Column` collects rows and writes them to a scratch file a block at a time, and reads them back in blocks;
 `write_npy` writes an .npy file from blocks (header first, then rows, as `np.save` lays it out).
 `repeated_rows` gives the rows whose digest an earlier row has: with at most `BUCKET_ROWS` rows it is one
-sort in memory (token_store.first_occurrences); above that the rows are first spread over
+sort in memory (store.first_occurrences); above that the rows are first spread over
 ceil(n / BUCKET_ROWS) bucket files by their digest (equal digests share a bucket, each bucket in file
 order), and each bucket is sorted on its own.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from protein_sedd.data.token_store import BLOCK, DIGEST_BYTES, first_occurrences
+from protein_sedd.data.cache.store import BLOCK, DIGEST_BYTES, first_occurrences
 
 BUCKET_ROWS = 1 << 20  # rows sorted at a time when looking for repeats: about 60 MB of temporaries
 MAX_BUCKETS = 256  # open bucket files; above 256 x BUCKET_ROWS rows, buckets grow instead

@@ -22,9 +22,9 @@ import json
 import os
 from pathlib import Path
 
-from protein_sedd.atomic import write_json_atomic
 from protein_sedd.data.datasets import cache_root, sha256_of
 from protein_sedd.errors import UserError
+from protein_sedd.io.atomic import write_json_atomic
 
 
 def stat_key(path: Path) -> list[int]:

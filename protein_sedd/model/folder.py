@@ -28,7 +28,7 @@ def save_model_folder(folder: Path, network, config, *, atomic_files: bool = Fal
     """
     from omegaconf import OmegaConf
 
-    from protein_sedd.atomic import atomic_path
+    from protein_sedd.io.atomic import atomic_path
 
     if atomic_files:
         with atomic_path(folder / WEIGHTS) as tmp:
@@ -55,9 +55,9 @@ def load_model_folder(folder: Path, device="cpu"):
 
 
 def load_config(folder: Path):
-    """A model folder's config, bounded (see config_files) and validated before any model is built."""
-    from protein_sedd.config_checks import validate_checkpoint_config
-    from protein_sedd.config_files import load_config_file
+    """A model folder's config, bounded (see config/files.py) and validated before any model is built."""
+    from protein_sedd.config.checks import validate_checkpoint_config
+    from protein_sedd.config.files import load_config_file
 
     config = load_config_file(folder / CONFIG)
     validate_checkpoint_config(config, folder / CONFIG)
@@ -124,6 +124,6 @@ def first_non_finite(tensors: dict) -> str | None:
 
 
 def _shareable() -> int:
-    from protein_sedd.atomic import new_file_mode
+    from protein_sedd.io.atomic import new_file_mode
 
     return new_file_mode()

@@ -14,15 +14,15 @@ from collections.abc import Mapping
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, MAX_TRAIN_STEPS
 from protein_sedd.data.alphabet import ALPHABET
-from protein_sedd.data.family import LENGTH_PRIORS as LENGTH_PRIOR_CHOICES
-from protein_sedd.data.family import WEIGHTS as WEIGHT_CHOICES
+from protein_sedd.data.family.training_set import LENGTH_PRIORS as LENGTH_PRIOR_CHOICES
+from protein_sedd.data.family.training_set import WEIGHTS as WEIGHT_CHOICES
 from protein_sedd.data.representation import REPRESENTATIONS, representation_for
 from protein_sedd.data.splits import SPLIT_METHODS
 from protein_sedd.diffusion.graph import GRAPHS
 from protein_sedd.diffusion.noise import NOISES
 from protein_sedd.errors import UserError
-from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, MAX_TRAIN_STEPS
 
 NOISE_PARAMETERS = {name: kind.PARAMETERS for name, kind in NOISES.items()}
 # a bound on the parameter count (10 billion: 40 GB of fp32 weights) catches absurd sizes before torch
@@ -183,7 +183,7 @@ def check_data(where: str, data: dict) -> None:
 
 
 def check_family_keys(where: str, data: dict) -> None:
-    """The alignment keys (data/family.py), optional: a config from before them lacks them."""
+    """The alignment keys (data/family/training_set.py), optional: a config from before them lacks them."""
     weights, identity = data.get("weights", "none"), data.get("weight_identity", 0.8)
     coverage, prior, focus = data.get("min_coverage", 0.0), data.get("length_prior", "all"), data.get("focus")
     representation = data.get("representation", "sequence")

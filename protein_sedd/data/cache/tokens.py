@@ -1,6 +1,6 @@
 """A FASTA file tokenised once, kept on disk and memory-mapped: the token cache.
 
-The file is streamed (plain or gzip, `FastaStream`) into a folder of flat arrays (see token_store.py):
+The file is streamed (plain or gzip, `FastaStream`) into a folder of flat arrays (see store.py):
 `tokens.bin`, `offsets.npy`, `headers.bin`, `header_offsets.npy`, `sequence_hash.npy`, `id_hash.npy`,
 `first_copy.npy` (dedupe's choice, made once) and `manifest.json`, which records the format version,
 the alphabet, the FASTA file's sha256 and each file's size and sha256. More per-record arrays (a weight,
@@ -39,21 +39,21 @@ from pathlib import Path
 
 import numpy as np
 
-from protein_sedd.atomic import raise_no_space, write_json_atomic
 from protein_sedd.data.alphabet import ALPHABET, Alphabet
-from protein_sedd.data.build_owner import OWNER, build_owner, remove_dead_builds
-from protein_sedd.data.datasets import cache_root, sha256_of
-from protein_sedd.data.fasta import FastaStream, normalised_tokens
-from protein_sedd.data.hash_memo import remember_sha256, remembered_sha256, stat_key
-from protein_sedd.data.record_columns import Column, repeated_rows, write_npy
-from protein_sedd.data.token_store import BLOCK as BLOCK_RECORDS
-from protein_sedd.data.token_store import (
+from protein_sedd.data.cache.build_owner import OWNER, build_owner, remove_dead_builds
+from protein_sedd.data.cache.hash_memo import remember_sha256, remembered_sha256, stat_key
+from protein_sedd.data.cache.record_columns import Column, repeated_rows, write_npy
+from protein_sedd.data.cache.store import BLOCK as BLOCK_RECORDS
+from protein_sedd.data.cache.store import (
     DIGEST_BYTES,
     TokenStore,
     digest,
     open_store,
 )
+from protein_sedd.data.datasets import cache_root, sha256_of
 from protein_sedd.errors import UserError
+from protein_sedd.io.atomic import raise_no_space, write_json_atomic
+from protein_sedd.io.fasta import FastaStream, normalised_tokens
 
 FORMAT = 1
 MANIFEST = "manifest.json"

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from protein_sedd.data.alphabet import ALPHABET, Alphabet
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import FastaRecord
 
 DIGEST_BYTES = 16
 BLOCK = 1 << 16  # records handled at a time by whole-split passes: temporaries of a few MB

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from protein_sedd.devices import default_threads
 from protein_sedd.errors import UserError
+from protein_sedd.runtime.devices import default_threads
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ A checkpoint is a folder holding `model.safetensors` (the EMA weights) and `conf
 config: model, graph, noise, alphabet, training lengths, dataset record). It is found as given, inside a
 run directory (`RUN/checkpoint/`, or `checkpoint.old/` when a crash struck mid-swap), by the name of a
 model bundled in the package (`acyp-tiny`, in `protein_sedd/pretrained/`), or by a Hugging Face Hub id.
-Loading is the model folder's (`protein_sedd.model_folder`): weights from safetensors, never unpickled, and
+Loading is the model folder's (`protein_sedd.model.folder`): weights from safetensors, never unpickled, and
 the config bounded and validated before a model is built. Writing checkpoints is training's business
 (`protein_sedd.training.checkpoint`).
 """
@@ -19,9 +19,9 @@ from omegaconf import DictConfig
 
 from protein_sedd.errors import UserError
 from protein_sedd.model import DDiT
-from protein_sedd.model_folder import CHECKPOINT_DIR, CONFIG, WEIGHTS, load_model_folder
+from protein_sedd.model.folder import CHECKPOINT_DIR, CONFIG, WEIGHTS, load_model_folder
 
-BUNDLED_DIR = Path(__file__).resolve().parent / "pretrained"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 DEFAULT_MODEL = "acyp-tiny"
 
 
@@ -46,8 +46,8 @@ def bundled_checkpoint(name: str = DEFAULT_MODEL) -> Path:
 def resolve_checkpoint_dir(source: str | Path, revision: str | None = None) -> Path:
     """A checkpoint directory, a run directory holding `checkpoint/` (or a crash-time `.old`), a saved
     model folder, the name of a bundled model, or a Hugging Face Hub id (`user/repo`, at `revision`).
-    A path that exists here always wins; then bundled names; then Hub ids (`protein_sedd.hub`)."""
-    from protein_sedd.hub import fetch, is_hub_id
+    A path that exists here always wins; then bundled names; then Hub ids (`protein_sedd.model.hub`)."""
+    from protein_sedd.model.hub import fetch, is_hub_id
 
     path = Path(source).expanduser()
     if not path.exists() and str(source) in bundled_names():

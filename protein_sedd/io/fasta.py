@@ -13,9 +13,9 @@ from pathlib import Path
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
-from protein_sedd.atomic import atomic_path
 from protein_sedd.data.alphabet import ALPHABET, Alphabet, InvalidResidue
 from protein_sedd.errors import UserError
+from protein_sedd.io.atomic import atomic_path
 
 
 @dataclass(frozen=True)

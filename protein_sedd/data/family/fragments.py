@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protein_sedd.data.alignment import GAP_CODE, SequenceInput
+from protein_sedd.io.alignment import GAP_CODE, SequenceInput
 
 FULL_LENGTH = 0.9
 

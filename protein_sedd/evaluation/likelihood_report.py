@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
+from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, check_int
 from protein_sedd.data.batches import encode_all
-from protein_sedd.data.fasta import FastaRecord
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.errors import UserError
-from protein_sedd.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, check_int
+from protein_sedd.io.fasta import FastaRecord
 
 
 def check_lengths(records: list[FastaRecord], max_length: int, source: str) -> None:
@@ -91,7 +91,7 @@ def evaluation_records(model, sequences, dataset: str | None, split: str) -> tup
     Path), the given sequences (a list), or the `split` of `dataset` (default the model's own data, its
     split recomputed exactly; the file it was trained on must be unchanged)."""
     if isinstance(sequences, Path):
-        from protein_sedd.data.fasta import read_fasta
+        from protein_sedd.io.fasta import read_fasta
 
         records = read_fasta(sequences)
         model.representation.check_rows((f"{sequences}: record {r.id!r}", len(r.sequence)) for r in records)

@@ -32,8 +32,8 @@ from Bio import AlignIO
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 from protein_sedd.data.alphabet import ALPHABET, SUBSTITUTIONS
-from protein_sedd.data.fasta import GZIP_MAGIC, FastaRecord, FastaStream, _checked_lines, normalised_sequence
 from protein_sedd.errors import UserError
+from protein_sedd.io.fasta import GZIP_MAGIC, FastaRecord, FastaStream, _checked_lines, normalised_sequence
 
 GAP_CODE = ALPHABET.n_residues  # one symbol past the residues: identity counts a shared gap as a match
 EXTENSIONS = {

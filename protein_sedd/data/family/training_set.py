@@ -22,15 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from protein_sedd.atomic import atomic_path
-from protein_sedd.data.alignment import is_alignment_file, read_sequences
+from protein_sedd.data.cache.store import BLOCK, TokenStore
+from protein_sedd.data.cache.tokens import token_cache_root
+from protein_sedd.data.family.fragments import FULL_LENGTH, coverage, full_length
+from protein_sedd.data.family.weights import identity_weights, kmer_weights
 from protein_sedd.data.focus_columns import column_records, residue_ranges
-from protein_sedd.data.fragments import FULL_LENGTH, coverage, full_length
 from protein_sedd.data.length_prior import median_of_counts
-from protein_sedd.data.token_cache import token_cache_root
-from protein_sedd.data.token_store import BLOCK, TokenStore
-from protein_sedd.data.weights import identity_weights, kmer_weights
 from protein_sedd.errors import UserError
+from protein_sedd.io.alignment import is_alignment_file, read_sequences
+from protein_sedd.io.atomic import atomic_path
 
 WEIGHTS = ("auto", "identity", "none")
 LENGTH_PRIORS = ("auto", "full_length", "all")

@@ -23,10 +23,10 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from protein_sedd.atomic import write_json_atomic
 from protein_sedd.errors import UserError
-from protein_sedd.model_folder import CONFIG, WEIGHTS
-from protein_sedd.paths import check_output_path
+from protein_sedd.io.atomic import write_json_atomic
+from protein_sedd.io.paths import check_output_path
+from protein_sedd.model.folder import CONFIG, WEIGHTS
 
 
 def _field(option: str) -> str | None:

@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from protein_sedd.errors import UserError
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # protein_sedd/
 
 
 def resource_dir(package_name: str, checkout_name: str) -> Path:

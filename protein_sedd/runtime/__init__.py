@@ -1,0 +1,2 @@
+"""Where and how commands run: devices and CPU threads (devices), torchrun ranks (distributed), progress
+bars and log lines (progress)."""
