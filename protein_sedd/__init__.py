@@ -8,7 +8,10 @@ The public names are listed in `__all__`; `protein_sedd.api` holds them. They ar
 so `import protein_sedd` (and the command line) stays quick.
 """
 
+from protein_sedd import moved
 from protein_sedd.errors import UserError
+
+moved.install()  # old module names (protein_sedd/moved.py)
 
 __version__ = "0.1.0"
 __all__ = ["Design", "Designs", "ProteinSEDD", "UserError", "__version__", "load", "load_guide", "train"]

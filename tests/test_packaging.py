@@ -19,3 +19,19 @@ def test_every_package_folder_is_listed_in_pyproject():
     mapped = set(project["tool"]["setuptools"]["package-dir"]) - {"protein_sedd"}  # configs/, data/
     assert folders <= listed, sorted(folders - listed)
     assert listed - folders == mapped  # nothing listed that does not exist
+
+
+def test_moved_modules_keep_their_old_names():
+    import importlib
+
+    from protein_sedd.moved import MOVED
+
+    for old, new in MOVED.items():
+        assert not (REPO / (old.replace(".", "/") + ".py")).exists(), old  # the table shadows nothing
+        module = importlib.import_module(old)
+        assert module is importlib.import_module(new) and module.__name__ == new, old
+    from protein_sedd.data.fasta import read_fasta
+
+    from protein_sedd.io.fasta import read_fasta as moved_read_fasta
+
+    assert read_fasta is moved_read_fasta
