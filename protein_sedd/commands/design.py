@@ -7,10 +7,11 @@ from pathlib import Path
 
 import typer
 
+from protein_sedd.commands.options import Checkpoint, Device, Threads
 from protein_sedd.design.records import is_design_fasta
 from protein_sedd.errors import UserError
 from protein_sedd.io.outputs import check_output_file
-from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.runtime.devices import check_threads, cpu_threads, select_device
 from protein_sedd.runtime.progress import log_line
 
 
@@ -50,12 +51,7 @@ def _sampler_note(model, settings, plan, guided: bool) -> str:
 
 def design(
     ctx: typer.Context,
-    checkpoint: Path = typer.Option(
-        None,
-        "--checkpoint",
-        help="Run directory (from `protein-sedd train`), its checkpoint/, or a bundled model's name "
-        "(acyp-tiny). Default: the bundled ACYP model.",
-    ),
+    checkpoint: Checkpoint = None,
     n: int = typer.Option(
         300, "--n", help="Number of designs (with --template/--fix: designs of that template)."
     ),
@@ -106,8 +102,8 @@ def design(
         help="With --guide: the power gamma of the guide's likelihood ratios (1: conditioning on the label; "
         "larger: sharper; 0: no guidance, the unguided designs exactly).",
     ),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
-    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
+    device: Device = "auto",
+    threads: Threads = 0,
     length: int = typer.Option(None, "--length", help="Design sequences of exactly this length."),
     length_range: str = typer.Option(
         None,

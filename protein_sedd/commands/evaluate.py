@@ -9,10 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from protein_sedd.commands.options import Device, Threads
 from protein_sedd.errors import UserError
 from protein_sedd.io.atomic import write_json_atomic
 from protein_sedd.io.outputs import check_output_file
-from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.runtime.devices import check_threads, cpu_threads, select_device
 
 
 def is_report_json(path: Path) -> bool:
@@ -75,8 +76,8 @@ def evaluate(
     ),
     batch_size: int = typer.Option(64, "--batch-size", help="Sequences per forward pass."),
     seed: int = typer.Option(0, "--seed", help="Seed of the estimate: same seed, same number."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
+    device: Device = "auto",
+    threads: Threads = 0,
 ) -> None:
     """Held-out -log p(x) in nats/sequence and bits/residue: the ELBO bound (SEDD) or exact NLL (model=ar)."""
     from protein_sedd.api import load

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from protein_sedd.commands.options import Device, Threads
 from protein_sedd.config.limits import MAX_CHUNK_SIZE, MAX_DESIGNS, MAX_TOKENS_PER_BATCH, check_int
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation import folding
 from protein_sedd.io.outputs import OutputFolder
-from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.runtime.devices import check_threads, cpu_threads, select_device
 
 if TYPE_CHECKING:
     from protein_sedd.evaluation.fold_results import FoldResults
@@ -57,8 +58,8 @@ def fold_eval(
         help="Output folder (resumable). Default: <designs stem>_fold_eval next to the FASTA file.",
         show_default=False,
     ),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
-    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
+    device: Device = "auto",
+    threads: Threads = 0,
     max_tokens_per_batch: int = typer.Option(
         2048,
         "--max-tokens-per-batch",

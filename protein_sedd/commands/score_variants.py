@@ -15,9 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from protein_sedd.commands.options import Checkpoint, Device, Threads
 from protein_sedd.errors import UserError
 from protein_sedd.io.outputs import check_output_file
-from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.runtime.devices import check_threads, cpu_threads, select_device
 from protein_sedd.runtime.progress import log_line
 
 COMMAND = "score-variants"
@@ -57,12 +58,7 @@ def is_scores_csv(path: Path) -> bool:
 
 
 def score_variants(
-    checkpoint: Path = typer.Option(
-        None,
-        "--checkpoint",
-        help="Run directory, checkpoint directory, saved model folder, or a bundled model's name "
-        "(acyp-tiny). Default: the bundled ACYP model.",
-    ),
+    checkpoint: Checkpoint = None,
     wildtype: Path = typer.Option(
         ..., "--wildtype", help="FASTA file whose first record is the wild type the positions number."
     ),
@@ -91,8 +87,8 @@ def score_variants(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the elbo draws and the bootstrap interval."),
     batch_size: int = typer.Option(64, "--batch-size", help="Sequences per network pass."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
-    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
+    device: Device = "auto",
+    threads: Threads = 0,
     overwrite: bool = typer.Option(
         False,
         "--overwrite",

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
+from protein_sedd.commands.options import Device, Threads
 from protein_sedd.errors import UserError
-from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads
+from protein_sedd.runtime.devices import check_threads, cpu_threads
 
 
 def train(
@@ -33,8 +34,8 @@ def train(
     ),
     out: Path = typer.Option(None, "--out", help="Run directory. Default: runs/<data>-<model>-<timestamp>."),
     max_steps: int = typer.Option(None, "--max-steps", help="Optimiser steps (overrides trainer.max_steps)."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
-    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
+    device: Device = "auto",
+    threads: Threads = 0,
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last checkpoint."
     ),

@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from protein_sedd.runtime.devices import THREADS_HELP, check_threads, cpu_threads, select_device
+from protein_sedd.commands.options import Device, Threads
+from protein_sedd.runtime.devices import check_threads, cpu_threads, select_device
 from protein_sedd.runtime.progress import log_line
 
 COMMAND = "train-guide"
@@ -46,8 +47,8 @@ def train_guide(
     valid_fraction: float = typer.Option(
         0.2, "--valid-fraction", help="Share of the labelled sequences held out to report accuracy or error."
     ),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
-    threads: int = typer.Option(0, "--threads", help=THREADS_HELP),
+    device: Device = "auto",
+    threads: Threads = 0,
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
