@@ -98,12 +98,10 @@ def score_variants(
     """Score variants of a wild type zero-shot (nats, higher = fitter); Spearman's rho with DMS_score."""
     from protein_sedd.api import load
     from protein_sedd.evaluation.variants import (
+        VariantSet,
         check_variant_settings,
         measured_scores,
-        network_passes,
-        parse_variants,
         read_variants,
-        scoring_plan,
         spearman_interval,
     )
     from protein_sedd.io.alignment import ALIGNMENT_FORMATS
@@ -122,18 +120,21 @@ def score_variants(
     requested = select_device(device)
     record = read_fasta(wildtype)[0]
     table = read_variants(variants)
-    parsed = parse_variants(record.sequence, table, lambda row: f"{variants} line {row + 2}")
+    asked = VariantSet.parse(record.sequence, table, lambda row: f"{variants} line {row + 2}")
+    parsed = asked.variants
     measured = measured_scores(table)  # before any work: every mistake shows first
 
     with cpu_threads(threads) as n_threads:
         model = load(checkpoint, requested)
         # what the model scores: the wild type, or a focus_columns model's row over its columns
         where = f"--wildtype {wildtype}: record {record.id!r}"
-        plan = scoring_plan(model.representation, record.sequence, parsed, model.max_length, where)
+        job = asked.job(
+            model, method=method, t_samples=t_samples, seed=seed, batch_size=batch_size, where=where
+        )
+        plan = job.plan
         from protein_sedd.runtime.progress import LoopProgress
 
         console = Console(stderr=True)
-        total = network_passes(plan.sequence, plan.variants, method, t_samples, model.is_autoregressive)
         length = f"{len(record.sequence)} residues{model.representation.scored_note(plan.sequence)}"
         log_line(
             console,
@@ -154,11 +155,8 @@ def score_variants(
                 f"{plan.n_unscored} of {len(parsed)} variants not scored (empty score): "
                 f"{plan.unscored_reason}",
             )
-        with LoopProgress(console, "sequence passes", total) as progress:
-            scores = model.score_variants(
-                record.sequence, table, method, t_samples=t_samples, seed=seed, batch_size=batch_size,
-                progress=progress.advance,
-            )  # fmt: skip
+        with LoopProgress(console, "sequence passes", job.passes) as progress:
+            scores = job.run(progress.advance)
     correlation = None
     if measured is not None:  # over the scored variants (an unscored one is NaN; the summary counts them)
         scored = scores["score"].notna().to_numpy()

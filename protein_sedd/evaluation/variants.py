@@ -348,39 +348,90 @@ def score_table(
     """
     check_variant_settings(method, t_samples, seed, batch_size)
     model.representation.wildtype_row(wildtype, model.max_length)  # its mistakes show before the variants
+    variants = VariantSet.parse(wildtype, table, where)
+    return variants.job(model, method=method, t_samples=t_samples, seed=seed, batch_size=batch_size).run(
+        progress
+    )
 
-    variants = parse_variants(wildtype, table, where)
-    plan = scoring_plan(model.representation, wildtype, variants, model.max_length)
-    taken = [c for c in OUTPUT_COLUMNS if c in table.columns]
-    if taken:
-        raise UserError(f"the variants already have a column {taken[0]!r}, which the output adds")
-    began = time.perf_counter()
-    if method == "masked-marginal":
-        if model.is_autoregressive:
+
+@dataclass
+class VariantSet:
+    """The variants a user asked for, read without a model: the wild type, their table (its other columns
+    are carried to the output) and each one parsed. `job` checks them against a model."""
+
+    wildtype: str
+    table: pd.DataFrame
+    variants: list[Variant]
+
+    @classmethod
+    def parse(cls, wildtype: str, table: pd.DataFrame, where: Callable[[int], str]) -> VariantSet:
+        variants = parse_variants(wildtype, table, where)
+        taken = [c for c in OUTPUT_COLUMNS if c in table.columns]
+        if taken:
+            raise UserError(f"the variants already have a column {taken[0]!r}, which the output adds")
+        return cls(wildtype, table, variants)
+
+    def job(
+        self, model, *, method: str, t_samples: int, seed: int, batch_size: int, where: str = "the wild type"
+    ) -> VariantJob:
+        """The scoring of these variants by `model`, planned (`where` names the wild type in messages)."""
+        plan = scoring_plan(model.representation, self.wildtype, self.variants, model.max_length, where)
+        if method == "masked-marginal" and model.is_autoregressive:
             raise UserError(
                 "the autoregressive baseline (model=ar) has no masked marginal; use {method} 'elbo', for it "
                 "the exact log-likelihood ratio",
                 field="method",
             )
-        result = masked_marginal_scores(
-            model.network, model.graph, plan.sequence, plan.variants, batch_size=batch_size, progress=progress
+        return VariantJob(model, self, plan, method, t_samples, seed, batch_size)
+
+
+@dataclass
+class VariantJob:
+    """One scoring run, checked and planned: `plan` says what the network scores (and what goes unscored),
+    `passes` how many sequence passes `run` will take."""
+
+    model: object
+    variants: VariantSet
+    plan: ScoringPlan
+    method: str
+    t_samples: int
+    seed: int
+    batch_size: int
+
+    @property
+    def passes(self) -> int:
+        plan = self.plan
+        return network_passes(
+            plan.sequence, plan.variants, self.method, self.t_samples, self.model.is_autoregressive
         )
-    else:
-        result = elbo_difference_scores(
-            model, plan.sequence, plan.variants, t_samples=t_samples,
-            seed=seed, batch_size=batch_size, progress=progress,
+
+    def run(self, progress=None) -> pd.DataFrame:
+        """The output table (see `score_table`); `progress` is given the sequence passes as they run."""
+        model, plan, table = self.model, self.plan, self.variants.table
+        began = time.perf_counter()
+        if self.method == "masked-marginal":
+            result = masked_marginal_scores(
+                model.network, model.graph, plan.sequence, plan.variants, batch_size=self.batch_size,
+                progress=progress,
+            )  # fmt: skip
+        else:
+            result = elbo_difference_scores(
+                model, plan.sequence, plan.variants, t_samples=self.t_samples, seed=self.seed,
+                batch_size=self.batch_size, progress=progress,
+            )  # fmt: skip
+        mutants = [v.mutant for v in self.variants.variants]
+        out = pd.DataFrame({"mutant": mutants, "score": _scattered(result.score, plan)})
+        if result.standard_error is not None:
+            out["standard_error"] = _scattered(result.standard_error, plan)
+        for column in table.columns:
+            if column != "mutant":
+                out[column] = table[column].to_numpy()
+        out.attrs.update(
+            method=self.method, note=result.note, network_passes=result.network_passes,
+            seconds=time.perf_counter() - began, n_unscored=plan.n_unscored,
+            unscored_reason=plan.unscored_reason,
         )  # fmt: skip
-    out = pd.DataFrame({"mutant": [v.mutant for v in variants], "score": _scattered(result.score, plan)})
-    if result.standard_error is not None:
-        out["standard_error"] = _scattered(result.standard_error, plan)
-    for column in table.columns:
-        if column != "mutant":
-            out[column] = table[column].to_numpy()
-    out.attrs.update(
-        method=method, note=result.note, network_passes=result.network_passes,
-        seconds=time.perf_counter() - began, n_unscored=plan.n_unscored, unscored_reason=plan.unscored_reason,
-    )  # fmt: skip
-    return out
+        return out
 
 
 def _scattered(values: np.ndarray, plan: ScoringPlan) -> np.ndarray:
