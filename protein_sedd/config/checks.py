@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, MAX_TRAIN_STEPS
+from protein_sedd.config.limits import MAX_SEED
+from protein_sedd.config.schema import DataSettings, TrainerSettings, ranges_of, types_of
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.family.training_set import LENGTH_PRIORS as LENGTH_PRIOR_CHOICES
 from protein_sedd.data.family.training_set import WEIGHTS as WEIGHT_CHOICES
@@ -23,47 +24,17 @@ from protein_sedd.data.splits import SPLIT_METHODS
 from protein_sedd.diffusion.graph import GRAPHS
 from protein_sedd.diffusion.noise import NOISES
 from protein_sedd.errors import UserError
+from protein_sedd.model.config import DDiTConfig
 
 NOISE_PARAMETERS = {name: kind.PARAMETERS for name, kind in NOISES.items()}
 # a bound on the parameter count (10 billion: 40 GB of fp32 weights) catches absurd sizes before torch
 # tries to allocate them; each dimension is bounded too, so the message can name the key
 MAX_PARAMETERS = 10_000_000_000
-MODEL_RANGES = {
-    "max_length": (1, 16_384),
-    "hidden_size": (1, 65_536),
-    "n_layers": (1, 1_024),
-    "n_heads": (1, 1_024),
-    "cond_dim": (1, 65_536),
-    "mlp_ratio": (1, 64),
-}
-MODEL_TYPES = {
-    "vocab_size": int, "max_length": int, "hidden_size": int, "n_layers": int, "n_heads": int,
-    "cond_dim": int, "mlp_ratio": int, "dropout": float, "time_conditioning": bool, "causal": bool,
-    "end_embeddings": bool,
-}  # fmt: skip
-TRAINER_TYPES = {
-    "batch_size": int, "accumulate": int, "max_steps": int, "lr": float, "min_lr_ratio": float,
-    "warmup_steps": int, "weight_decay": float, "grad_clip": float, "ema": float, "sampling_eps": float,
-    "log_every": int, "val_every": int, "val_sequences": int, "val_t_samples": int, "checkpoint_every": int,
-    "max_bad_steps": int, "compile": bool, "schedule": str, "precision": str, "betas": list, "patience": int,
-}  # fmt: skip
-DATA_TYPES = {
-    "name": str, "dedupe": bool, "valid_fraction": float, "test_fraction": float, "split_seed": int,
-    "min_length": int,
-}  # fmt: skip
-TRAINER_INT_RANGES = {
-    "batch_size": (1, MAX_BATCH_SIZE),
-    "accumulate": (1, 100_000),
-    "max_steps": (1, MAX_TRAIN_STEPS),
-    "warmup_steps": (0, MAX_TRAIN_STEPS),
-    "log_every": (1, MAX_TRAIN_STEPS),
-    "val_every": (1, MAX_TRAIN_STEPS),
-    "checkpoint_every": (1, MAX_TRAIN_STEPS),
-    "val_sequences": (0, 10_000_000),
-    "val_t_samples": (1, MAX_T_SAMPLES),
-    "max_bad_steps": (1, MAX_TRAIN_STEPS),
-    "patience": (0, MAX_TRAIN_STEPS),
-}
+MODEL_RANGES = ranges_of(DDiTConfig)
+MODEL_TYPES = types_of(DDiTConfig)
+TRAINER_TYPES = types_of(TrainerSettings)
+TRAINER_INT_RANGES = ranges_of(TrainerSettings)
+DATA_TYPES = types_of(DataSettings)
 
 
 def _resolved(cfg, where: str) -> dict:

@@ -10,8 +10,12 @@ __all__ = ["DDiT", "DDiTConfig"]
 
 
 def __getattr__(name: str):
-    if name in __all__:
-        from protein_sedd.model import ddit
+    if name == "DDiTConfig":
+        from protein_sedd.model.config import DDiTConfig
 
-        return getattr(ddit, name)
+        return DDiTConfig
+    if name == "DDiT":
+        from protein_sedd.model.ddit import DDiT
+
+        return DDiT
     raise AttributeError(f"module 'protein_sedd.model' has no attribute {name!r}")

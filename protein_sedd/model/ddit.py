@@ -9,7 +9,6 @@ and the network outputs zeros.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,34 +16,8 @@ from einops import rearrange
 from torch import nn
 
 from protein_sedd.model.attention import attention
+from protein_sedd.model.config import DDiTConfig
 from protein_sedd.model.rotary import Rotary, apply_rotary
-
-
-@dataclass
-class DDiTConfig:
-    vocab_size: int = 23
-    max_length: int = 128
-    hidden_size: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    cond_dim: int = 64
-    mlp_ratio: int = 4
-    dropout: float = 0.0
-    time_conditioning: bool = False
-    causal: bool = False  # True only for the autoregressive baseline
-    # Rotary attention alone cannot tell positions apart in a fully masked sequence (every position
-    # sees identical keys), so the first unmasking step would draw all residues from one pooled
-    # distribution. Learned embeddings of the distance to both ends give each position its place,
-    # as start/end tokens do in earlier SEDD protein models.
-    end_embeddings: bool = True
-
-    @classmethod
-    def from_dict(cls, values: dict) -> DDiTConfig:
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
