@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -30,8 +31,10 @@ from protein_sedd.model.folder import CONFIG, WEIGHTS
 
 
 def _field(option: str) -> str | None:
-    """The library parameter an output is named by (`{folder}` -> folder), None for a command's flag."""
-    return option[1:-1] if option.startswith("{") and option.endswith("}") else None
+    """The library parameter an output is named by (`{folder}`, `summary of {out}` -> folder, out), None
+    for a label that names no parameter."""
+    found = re.search(r"\{(\w+)\}", option)
+    return found.group(1) if found else None
 
 
 def _refusal(message: str, option: str) -> UserError:
