@@ -99,8 +99,10 @@ class FoldResults:
         stale = [i for i, row in previous.items() if current.get(i) != row["sequence"]]
         if stale:
             raise UserError(
-                f"--out-dir {self.work}: holds fold-eval results of {len(stale)} design(s) that are not in "
-                f"{designs} (e.g. {stale[0]!r}); choose another --out-dir, or pass --overwrite to start again"
+                f"{{out_dir}} {self.work}: holds fold-eval results of {len(stale)} design(s) that are not in "
+                f"{designs} (e.g. {stale[0]!r}); choose another {{out_dir}}, or pass {{overwrite}} to start "
+                "again",
+                field=("out_dir", "overwrite"),
             )
         for record in self.records:
             row = previous.get(record.id)
@@ -183,7 +185,8 @@ def _previous_results(work: Path, model_label: str) -> dict[str, dict]:
         if folded_with is not None and folded_with != model_label:
             raise UserError(
                 f"{work}: holds designs folded with model {folded_with}, not {model_label}; "
-                "use that --model or another --out-dir"
+                "use that {model} or another {out_dir}",
+                field=("model", "out_dir"),
             )
     try:
         frame = pd.read_csv(results, dtype={"id": str, "sequence": str}, keep_default_na=False)

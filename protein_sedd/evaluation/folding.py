@@ -35,7 +35,7 @@ BACKENDS = ("transformers", "fair-esm")
 CA_ATOM = 1  # index of C-alpha in the atom37 order (N, CA, C, CB, O, ...)
 FAIR_ESM_CHECKPOINTS = ("esmfold_3B_v1.pt", "esm2_t36_3B_UR50D.pt")  # torch-hub files esmfold_v1() needs
 DOWNLOAD_HINT = (
-    "pass a local folder with --model PATH, or fill the Hugging Face cache on a machine with internet with "
+    "pass a local folder with {model} PATH, or fill the Hugging Face cache on a machine with internet with "
     "`hf download facebook/esmfold_v1` (the command-line tool of huggingface-hub)"
 )
 
@@ -176,31 +176,36 @@ def _load_transformers_model(model: str):
     if local.exists():
         if not local.is_dir() or not (local / "config.json").is_file():
             raise UserError(
-                f"--model {model}: not an ESMFold model folder (expected config.json and weights)"
+                f"{{model}} {model}: not an ESMFold model folder (expected config.json and weights)",
+                field="model",
             )
         source = str(local)
     elif not _is_hub_id(model):
-        raise UserError(f"--model {model}: no such folder; {DOWNLOAD_HINT}")
+        raise UserError(f"{{model}} {model}: no such folder; {DOWNLOAD_HINT}", field="model")
     else:
         source = model
     try:
         config = EsmConfig.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as err:
         if local.exists():
-            raise UserError(f"--model {model}: unreadable config.json ({_one_line(err)})") from None
+            raise UserError(
+                f"{{model}} {model}: unreadable config.json ({_one_line(err)})", field="model"
+            ) from None
         raise UserError(
-            f"ESMFold weights {model!r} are not in the Hugging Face cache; {DOWNLOAD_HINT}"
+            f"ESMFold weights {model!r} are not in the Hugging Face cache; {DOWNLOAD_HINT}", field="model"
         ) from None
     if not config.is_folding_model:
         raise UserError(
-            f"--model {model}: an ESM language model, not ESMFold (config has is_folding_model false)"
+            f"{{model}} {model}: an ESM language model, not ESMFold (config has is_folding_model false)",
+            field="model",
         )
     try:
         return EsmForProteinFolding.from_pretrained(source, local_files_only=True)
     except Exception as err:  # a truncated or corrupt download fails in many ways (safetensors, torch, json)
         raise UserError(
-            f"--model {model}: cannot load the ESMFold weights ({type(err).__name__}: {_one_line(err)}); "
-            f"replace them with a fresh copy ({DOWNLOAD_HINT})"
+            f"{{model}} {model}: cannot load the ESMFold weights ({type(err).__name__}: {_one_line(err)}); "
+            f"replace them with a fresh copy ({DOWNLOAD_HINT})",
+            field="model",
         ) from None
 
 
@@ -223,11 +228,15 @@ class FairEsmESMFold(_ESMFold):
     def load(cls, model: str, device: torch.device, chunk_size: int | None) -> FairEsmESMFold:
         if importlib.util.find_spec("openfold") is None:
             raise UserError(
-                "--backend fair-esm needs openfold, which is not installed; "
-                "use --backend transformers (the default)"
+                "{backend} fair-esm needs openfold, which is not installed; "
+                "use {backend} transformers (the default)",
+                field="backend",
             )
         if importlib.util.find_spec("esm") is None:
-            raise UserError("--backend fair-esm needs the fair-esm package: pip install 'fair-esm[esmfold]'")
+            raise UserError(
+                "{backend} fair-esm needs the fair-esm package: pip install 'fair-esm[esmfold]'",
+                field="backend",
+            )
         return cls(_load_fair_esm_model(model), device, chunk_size)
 
     @staticmethod
@@ -252,7 +261,8 @@ def _load_fair_esm_model(model: str):
         return _load_model(str(local))
     if model != DEFAULT_MODEL:
         raise UserError(
-            f"--model {model}: --backend fair-esm takes {DEFAULT_MODEL} or a local esmfold .pt file"
+            f"{{model}} {model}: {{backend}} fair-esm takes {DEFAULT_MODEL} or a local esmfold .pt file",
+            field=("model", "backend"),
         )
     # esmfold_v1() downloads when its files are missing; look first so nothing tries the network
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
@@ -260,7 +270,8 @@ def _load_fair_esm_model(model: str):
     if missing:
         raise UserError(
             f"fair-esm ESMFold weights missing from {checkpoints} ({', '.join(missing)}); copy them there or "
-            "use --backend transformers with a local --model PATH"
+            "use {backend} transformers with a local {model} PATH",
+            field=("model", "backend"),
         )
     return esm.pretrained.esmfold_v1()
 
@@ -270,7 +281,7 @@ def load_backend(backend: str, model: str, device: torch.device, chunk_size: int
         return TransformersESMFold.load(model, device, chunk_size)
     if backend == "fair-esm":
         return FairEsmESMFold.load(model, device, chunk_size)
-    raise UserError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    raise UserError(f"{{backend}} {backend!r}: expected one of {', '.join(BACKENDS)}", field="backend")
 
 
 def fold_in_batches(
