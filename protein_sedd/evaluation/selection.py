@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -38,11 +39,52 @@ TABLE_COLUMNS = {  # the columns each table contributes
 
 @dataclass(frozen=True)
 class Thresholds:
+    """The filters' bounds and the diversity rule (checked: pLDDT on 0-100, identities in 0-1)."""
+
     min_plddt: float = 70.0
     min_family_bits: float = 25.0
     max_nearest_identity: float = 0.9
     keep_low_complexity: bool = False
     max_pair_identity: float = 0.8
+
+    def __post_init__(self) -> None:
+        for field, high in (("min_plddt", 100.0), ("max_nearest_identity", 1.0), ("max_pair_identity", 1.0)):
+            value = getattr(self, field)
+            if not 0.0 <= value <= high:  # also refuses NaN
+                raise UserError(f"{{{field}}} {value}: give a value from 0 to {high:g}", field=field)
+
+
+TABLE_SOURCES = {  # table -> (the parameter naming it, what it names, the file in it)
+    "seq-eval": ("seq_eval", "DIR", "results.csv"),
+    "fold-eval": ("fold_eval", "DIR", "results.csv"),
+    "scores": ("scores", "CSV", None),
+}
+
+
+def read_tables(**given: Path | None) -> dict[str, pd.DataFrame]:
+    """The evaluation tables given (`seq_eval=`, `fold_eval=` folders, `scores=` a CSV), by table name."""
+    tables = {}
+    for name, (field, _, file) in TABLE_SOURCES.items():
+        source = given.get(field)
+        if source is None:
+            continue
+        path = Path(source) / file if file else Path(source)
+        if not path.is_file():
+            raise UserError(
+                f"{{{field}}}: {path} not found; give the {name} output of these designs", field=field
+            )
+        try:
+            tables[name] = pd.read_csv(path, dtype={"id": str, "nearest_id": str}, keep_default_na=False)
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            raise UserError(
+                f"{{{field}}}: {path} is not a readable CSV ({type(err).__name__})", field=field
+            ) from None
+    return tables
+
+
+def check_rank_key(rank_by: str | None) -> None:
+    if rank_by is not None and rank_by not in RANK_KEYS:
+        raise UserError(f"{{rank_by}} {rank_by!r}: choose {', '.join(RANK_KEYS)}", field="rank_by")
 
 
 @dataclass
@@ -82,14 +124,19 @@ def select(
 ) -> Selection:
     """Filter, rank and pick up to `n` diverse designs (see the module docstring)."""
     if not tables:
-        raise UserError("give at least one of --seq-eval DIR, --fold-eval DIR or --scores CSV")
+        raise UserError(
+            "give at least one of {seq_eval} DIR, {fold_eval} DIR or {scores} CSV",
+            field=("seq_eval", "fold_eval", "scores"),
+        )
+    check_rank_key(rank_by)
     rank_by = rank_by or default_rank_key(tables)
-    if rank_by not in RANK_KEYS:
-        raise UserError(f"--rank-by {rank_by!r}: choose {', '.join(RANK_KEYS)}")
     column, higher_first = RANK_KEYS[rank_by]
     source = next(name for name, columns in TABLE_COLUMNS.items() if column in columns)
     if source not in tables:
-        raise UserError(f"--rank-by {rank_by} needs the {source} table ({_option(source)})")
+        field, kind, _ = TABLE_SOURCES[source]
+        raise UserError(
+            f"{{rank_by}} {rank_by} needs the {source} table ({{{field}}} {kind})", field=("rank_by", field)
+        )
     frame = join_tables(records, tables)
     funnel = [("designs", len(frame))]
     eligible = pd.Series(True, index=frame.index)
@@ -136,7 +183,3 @@ def _greedy_diverse(frame: pd.DataFrame, order, max_identity: float) -> list:
         if all(identity(sequence, frame.at[k, "sequence"]) <= max_identity for k in kept):
             kept.append(index)
     return kept
-
-
-def _option(table: str) -> str:
-    return {"fold-eval": "--fold-eval DIR", "seq-eval": "--seq-eval DIR", "scores": "--scores CSV"}[table]
