@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
@@ -22,31 +21,6 @@ def _check_out(out: Path) -> None:
         )
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {out.parent} does not exist")
-
-
-def _not_applicable(model) -> str:
-    return f"{model.graph.name} graph" if not model.graph.has_mask else "time-conditioned network"
-
-
-def _sampler_note(model, settings, plan, guided: bool) -> str:
-    """Which sampler runs, and why the events sampler does not where it was asked for."""
-    if plan.sampler == "events":
-        return "sampler events"  # one network pass per sequence and unmasking step: no cache needed
-    from protein_sedd.diffusion.sampling import cache_applies
-
-    if not cache_applies(model.network, model.graph):
-        cache = f"cache off (not applicable: {_not_applicable(model)}, its output depends on the noise level)"
-    else:
-        cache = "cache on" if settings.cache else "cache off (--no-cache)"
-    if settings.sampler == "steps":
-        return f"sampler steps, {cache}"
-    if guided:
-        reason = "a guide reweights the unmasking rates"
-    elif settings.predictor != "analytic":
-        reason = f"{settings.predictor} predictor"
-    else:
-        reason = _not_applicable(model)
-    return f"sampler steps (events do not apply: {reason}), {cache}"
 
 
 def design(
@@ -138,6 +112,7 @@ def design(
     from rich.console import Console
 
     from protein_sedd.api import load
+    from protein_sedd.cli import flag
     from protein_sedd.commands.ranks import run_on_ranks
     from protein_sedd.design.request import DesignRequest
     from protein_sedd.design.run import DesignRun
@@ -162,20 +137,9 @@ def design(
     with cpu_threads(threads) as n_threads, distributed(requested) as ranks:
         model = load(checkpoint, ranks.device(requested))
         plan = DesignRun(model, request, settings, guidance)  # checks what depends on the model
-        guided = plan.rates is not None
         console = Console(stderr=True, quiet=not ranks.is_main)
-        log_line(
-            console,
-            f"design: {n} designs, {steps} steps, predictor {predictor}, "
-            f"{_sampler_note(model, settings, plan, guided)}{settings.controls.note()}, {_guide_note(plan)}"
-            f"device {model.device.type}, {n_threads} CPU thread{'s' * (n_threads > 1)}"
-            f"{_ranks_note(ranks.world_size, math.ceil(n / batch_size))}, checkpoint {model.path}",
-        )
-        if request.draws_lengths:
-            source = _length_source(model)
-            log_line(console, f"lengths: drawn from the training length distribution of {source}")
-        if model.representation.design_note() is not None:
-            log_line(console, model.representation.design_note())
+        for line in plan.describe(n_threads, ranks.world_size, spell=flag):
+            log_line(console, line)
         designs = plan.run(ranks)
     if not ranks.is_main:
         return  # rank 0 writes
@@ -184,27 +148,5 @@ def design(
         console,
         f"wrote {out}: {n} designs in {designs.seconds:.1f} s ({n / designs.seconds:.2f} designs/s); network "
         f"evaluations: {designs.network_passes} sequence passes (uncached: {n * (steps + 1)})"
-        + (f"; guide passes (forward + backward): {designs.guide_passes}" if guided else ""),
+        + (f"; guide passes (forward + backward): {designs.guide_passes}" if plan.rates is not None else ""),
     )
-
-
-def _guide_note(plan) -> str:
-    if plan.rates is None:
-        return ""
-    rates = plan.rates
-    return f"guide {rates.guide.path} toward {rates.target:g} at scale {rates.scale:g}, "
-
-
-def _length_source(model) -> str:
-    """Which training records the checkpoint's length histogram counts (a run from before the record:
-    every training sequence)."""
-    return (model.config.get("lengths") or {}).get("source") or "all training sequences"
-
-
-def _ranks_note(world_size: int, batches: int) -> str:
-    if world_size == 1:
-        return ""
-    note = f", {world_size} ranks sharing {batches} batches"
-    if batches < world_size:
-        note += f" ({world_size - batches} ranks idle: lower --batch-size to give every rank a batch)"
-    return note

@@ -34,6 +34,52 @@ class DesignRun:
         self.starts, self.note = request.starts(model.length_prior, settings.seed)
         model.representation.check_starts(self.starts)  # focus_columns: each a row over its columns
 
+    def describe(self, n_threads: int, world_size: int = 1, spell: Callable[[str], str] = str) -> list[str]:
+        """The lines a run logs before it samples: what runs where (the sampler, and why not the one asked
+        for; the cache; the guide; ranks sharing batches), where lengths come from, the representation's
+        note. `spell` writes a parameter as the caller does (the command line: its flag)."""
+        model, settings, n = self.model, self.settings, len(self.starts)
+        rates = self.rates
+        guide = (
+            f"guide {rates.guide.path} toward {rates.target:g} at scale {rates.scale:g}, " if rates else ""
+        )
+        lines = [
+            f"design: {n} designs, {settings.steps} steps, predictor {settings.predictor}, "
+            f"{self._sampler_note(spell)}{settings.controls.note()}, {guide}device {model.device.type}, "
+            f"{n_threads} CPU thread{'s' * (n_threads > 1)}"
+            f"{_ranks_note(world_size, math.ceil(n / settings.batch_size), spell)}, checkpoint {model.path}"
+        ]
+        if self.request.draws_lengths:  # a run from before the record counted every training sequence
+            source = (model.config.get("lengths") or {}).get("source") or "all training sequences"
+            lines.append(f"lengths: drawn from the training length distribution of {source}")
+        if model.representation.design_note() is not None:
+            lines.append(model.representation.design_note())
+        return lines
+
+    def _sampler_note(self, spell: Callable[[str], str]) -> str:
+        """Which sampler runs, and why the events sampler does not where it was asked for."""
+        from protein_sedd.diffusion.sampling import cache_applies
+
+        model, settings = self.model, self.settings
+        if self.sampler == "events":
+            return "sampler events"  # one network pass per sequence and unmasking step: no cache needed
+        not_applicable = (
+            f"{model.graph.name} graph" if not model.graph.has_mask else "time-conditioned network"
+        )
+        if not cache_applies(model.network, model.graph):
+            cache = f"cache off (not applicable: {not_applicable}, its output depends on the noise level)"
+        else:
+            cache = "cache on" if settings.cache else f"cache off ({spell('no_cache')})"
+        if settings.sampler == "steps":
+            return f"sampler steps, {cache}"
+        if self.rates is not None:
+            reason = "a guide reweights the unmasking rates"
+        elif settings.predictor != "analytic":
+            reason = f"{settings.predictor} predictor"
+        else:
+            reason = not_applicable
+        return f"sampler steps (events do not apply: {reason}), {cache}"
+
     def run(self, ranks: Distributed | None = None, progress: bool | Callable[[], None] = True) -> Designs:
         """The designs, in request order (see `design`)."""
         model, settings, starts, rates = self.model, self.settings, self.starts, self.rates
@@ -73,6 +119,17 @@ class DesignRun:
         designs.network_passes, designs.seconds = network_passes, time.perf_counter() - began
         designs.guide_passes = rates.rows_run if rates is not None else 0
         return designs
+
+
+def _ranks_note(world_size: int, batches: int, spell: Callable[[str], str]) -> str:
+    if world_size == 1:
+        return ""
+    note = f", {world_size} ranks sharing {batches} batches"
+    if batches < world_size:
+        note += (
+            f" ({world_size - batches} ranks idle: lower {spell('batch_size')} to give every rank a batch)"
+        )
+    return note
 
 
 def design(
