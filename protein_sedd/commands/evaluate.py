@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -10,34 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from protein_sedd.commands.options import Device, Threads
-from protein_sedd.errors import UserError
-from protein_sedd.io.atomic import write_json_atomic
-from protein_sedd.io.outputs import check_output_file
 from protein_sedd.runtime.devices import check_threads, cpu_threads, select_device
-
-
-def is_report_json(path: Path) -> bool:
-    """Whether `path` holds an earlier evaluate report (then it is ours to replace)."""
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(report, dict) and {"checkpoint", "source", "nats_per_sequence"} <= report.keys()
-
-
-SCORE_COLUMNS = ["id", "length", "nats", "bits_per_residue", "standard_error_nats"]
-
-
-def is_scores_csv(path: Path) -> bool:
-    """Whether `path` holds an earlier `evaluate --csv` table (then it is ours to replace)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.readline().strip() == ",".join(SCORE_COLUMNS)
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-SUMMARY_KEYS = ["nats_per_sequence", "bits_per_residue", "perplexity_bound", "n_sequences", "n_residues"]
 
 
 def evaluate(
@@ -81,20 +53,10 @@ def evaluate(
 ) -> None:
     """Held-out -log p(x) in nats/sequence and bits/residue: the ELBO bound (SEDD) or exact NLL (model=ar)."""
     from protein_sedd.api import load
-    from protein_sedd.evaluation.likelihood_report import check_evaluation_settings
+    from protein_sedd.evaluation import likelihood_report as report_
 
-    check_evaluation_settings(fasta, dataset, split, t_samples, batch_size, seed)
-    outputs = [(json_out, "--json", is_report_json), (csv_out, "--csv", is_scores_csv)]
-    for path, option, is_own in outputs:
-        if path is None:
-            continue
-        if not path.parent.is_dir():
-            raise UserError(f"{option} {path}: folder {path.parent} does not exist")
-        check_output_file(
-            path, option, inputs=[fasta], overwrite=overwrite, is_own=is_own, command="evaluate"
-        )
-    if json_out is not None and csv_out is not None and json_out.absolute() == csv_out.absolute():
-        raise UserError("--json and --csv name the same file; give two names")
+    report_.check_evaluation_settings(fasta, dataset, split, t_samples, batch_size, seed)
+    report_.check_outputs(json_out, csv_out, [fasta], overwrite)
     check_threads(threads)
     model = load(checkpoint, select_device(device))
     with cpu_threads(threads):
@@ -102,19 +64,11 @@ def evaluate(
             fasta, dataset=dataset, split=split, t_samples=t_samples, batch_size=batch_size, seed=seed,
             progress=True,
         )  # fmt: skip
-    source = report["source"]
-    table = Table(title=f"negative ELBO on {source}")
+    table = Table(title=f"negative ELBO on {report['source']}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in SUMMARY_KEYS + ["length_nats_per_sequence", "standard_error_nats_per_sequence"]:
+    for key in report_.SHOWN_KEYS:
         value = report[key]
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     Console().print(table)
-    if json_out is not None:
-        write_json_atomic(json_out, report)
-    if csv_out is not None:
-        import pandas as pd
-
-        from protein_sedd.evaluation.reports import write_csv_atomic
-
-        write_csv_atomic(csv_out, pd.DataFrame(report["per_sequence"], columns=SCORE_COLUMNS))
+    report_.write_outputs(report, json_out, csv_out)

@@ -130,3 +130,58 @@ def _split_records(config, dataset: str | None, split: str) -> tuple[list[FastaR
     if not records:
         raise UserError(f"split {split!r} of {dataset} is empty for this checkpoint's split settings")
     return records, f"{dataset}:{split}"
+
+
+SCORE_COLUMNS = ["id", "length", "nats", "bits_per_residue", "standard_error_nats"]
+SUMMARY_KEYS = ["nats_per_sequence", "bits_per_residue", "perplexity_bound", "n_sequences", "n_residues"]
+SHOWN_KEYS = SUMMARY_KEYS + ["length_nats_per_sequence", "standard_error_nats_per_sequence"]
+
+
+def is_report_json(path: Path) -> bool:
+    """Whether `path` holds an earlier evaluate report (then it is ours to replace)."""
+    import json
+
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"checkpoint", "source", "nats_per_sequence"} <= report.keys()
+
+
+def is_scores_csv(path: Path) -> bool:
+    """Whether `path` holds an earlier per-sequence scores table (then it is ours to replace)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().strip() == ",".join(SCORE_COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def check_outputs(json_out: Path | None, csv_out: Path | None, inputs: list, overwrite: bool) -> None:
+    """The report (`json`) and per-sequence table (`csv`) may be written: ours, or `overwrite`."""
+    from protein_sedd.io.outputs import check_output_file
+
+    for path, field, is_own in ((json_out, "json", is_report_json), (csv_out, "csv", is_scores_csv)):
+        if path is None:
+            continue
+        if not path.parent.is_dir():
+            raise UserError(f"{{{field}}} {path}: folder {path.parent} does not exist", field=field)
+        check_output_file(
+            path, f"{{{field}}}", inputs=inputs, overwrite=overwrite, is_own=is_own, command="evaluate"
+        )
+    if json_out is not None and csv_out is not None and json_out.absolute() == csv_out.absolute():
+        raise UserError("{json} and {csv} name the same file; give two names", field=("json", "csv"))
+
+
+def write_outputs(report: dict, json_out: Path | None, csv_out: Path | None) -> None:
+    """The report as JSON, its per-sequence rows as a CSV (each where asked for)."""
+    from protein_sedd.io.atomic import write_json_atomic
+
+    if json_out is not None:
+        write_json_atomic(json_out, report)
+    if csv_out is not None:
+        import pandas as pd
+
+        from protein_sedd.evaluation.reports import write_csv_atomic
+
+        write_csv_atomic(csv_out, pd.DataFrame(report["per_sequence"], columns=SCORE_COLUMNS))

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from protein_sedd.errors import UserError
 from protein_sedd.evaluation import family_hmm, sequence_metrics
 from protein_sedd.evaluation.baseline import length_matched
 from protein_sedd.evaluation.low_complexity import complexity
 from protein_sedd.evaluation.rates import rate, rates_by_length
 from protein_sedd.io.fasta import FastaRecord
+from protein_sedd.io.outputs import OutputFolder
 
 RESULT_COLUMNS = [
     "id", "sequence", "length", "family_bits", "nearest_identity", "nearest_id", "exact_copy",
@@ -151,3 +153,50 @@ def _summary(frame, reference_sequences, reference_path, sha256, sample_size, hm
             )
         },
     }
+
+
+OUTPUT_FILES = ["results.csv", "summary.json", "family_bits_histogram.png", "identity_histogram.png"]
+
+
+def claim_folder(target: Path, inputs: list[Path], overwrite: bool) -> OutputFolder:
+    """The output folder, checked (new, empty, ours, or `overwrite`) and holding no input under our names."""
+    folder = OutputFolder(target, "seq-eval", "{out_dir}")
+    folder.check(inputs=inputs, overwrite=overwrite)
+    for name in OUTPUT_FILES:  # an input named like one of our files in the folder would be overwritten
+        written = folder.path / name
+        for path in inputs:
+            if written.exists() and path.exists() and written.resolve() == path.resolve():
+                raise UserError(
+                    f"{{out_dir}} {folder.path}: seq-eval writes {name} there, which is the input "
+                    f"{path}; choose another folder",
+                    field="out_dir",
+                )
+    return folder
+
+
+def write_report(folder: OutputFolder, frame: pd.DataFrame, summary: dict) -> None:
+    """results.csv, summary.json and the two histograms, each whole, under the folder's lock."""
+    from protein_sedd.evaluation.reports import histogram_png, write_csv_atomic
+    from protein_sedd.io.atomic import write_json_atomic
+
+    target = folder.path
+    with folder:  # locked: a second seq-eval on this folder is refused until this one ends
+        folder.record(OUTPUT_FILES)
+        write_csv_atomic(target / "results.csv", frame)
+        write_json_atomic(target / "summary.json", summary)
+        histogram_png(
+            target / "family_bits_histogram.png",
+            frame["family_bits"].tolist(),
+            title=f"Family HMM score of {len(frame)} designs",
+            xlabel="bits (0 = no hit)",
+            threshold=family_hmm.PASS_BITS,
+            threshold_label=f"pass at {family_hmm.PASS_BITS:g} bits",
+        )
+        histogram_png(
+            target / "identity_histogram.png",
+            frame["nearest_identity"].tolist(),
+            title="Identity to the nearest reference sequence",
+            xlabel="identity (over the shorter sequence)",
+            value_range=(0.0, 1.0),
+            bins=40,
+        )
