@@ -21,6 +21,40 @@ def _one_thread_per_rank(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two ranks on two cores; one process runs alike
 
 
+# Each rank's raw (non-EMA) weights after every checkpoint save, for the tests that compare ranks: a
+# sitecustomize module on PYTHONPATH wraps `Checkpoints.save` in every process of the run (torchrun sets
+# RANK).
+RANK_WEIGHTS_HOOK = """
+import os
+from pathlib import Path
+
+from protein_sedd.model.folder import write_weights
+from protein_sedd.training import run_folder
+
+_save = run_folder.Checkpoints.save
+
+
+def _save_and_dump(self, state):
+    _save(self, state)
+    rank = os.environ.get("RANK", "0")
+    write_weights(Path(os.environ["RANK_WEIGHTS_DIR"]) / f"rank{rank}.safetensors", state.model)
+
+
+run_folder.Checkpoints.save = _save_and_dump
+"""
+
+
+def _rank_weights_env(tmp_path, dumps) -> dict:
+    """Environment variables under which every Python process of a run dumps its rank's weights to `dumps`."""
+    import os
+
+    hook = tmp_path / "rank_weights_hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(RANK_WEIGHTS_HOOK)
+    path = os.pathsep.join(p for p in [str(hook), os.environ.get("PYTHONPATH", "")] if p)
+    return {"PYTHONPATH": path, "RANK_WEIGHTS_DIR": str(dumps)}
+
+
 def _one_error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
@@ -32,7 +66,8 @@ def test_two_ranks_hold_identical_weights_and_write_one_checkpoint(tmp_path, mon
     fasta = write_synthetic_fasta(tmp_path / "s.fa", n=200)
     dumps = tmp_path / "ranks"
     dumps.mkdir()
-    monkeypatch.setenv("PROTEIN_SEDD_RANK_WEIGHTS", str(dumps))
+    for name, value in _rank_weights_env(tmp_path, dumps).items():
+        monkeypatch.setenv(name, value)
     run = tmp_path / "ddp"
     code, _, _ = run_cli([*_quick_args(fasta, run, 4), "--devices", "2"])
     assert code == 0
@@ -214,10 +249,10 @@ def test_two_nodes_each_read_only_their_share_of_the_token_cache(tmp_path, monke
     dumps.mkdir()
     steps, batch, port = 4, 8, _free_port()
     train = [*_quick_args(fasta, tmp_path / "run", steps), "data.split=id_hash"]  # no dedupe: draws repeat
-    processes = []
+    processes, hook_env = [], _rank_weights_env(tmp_path, dumps)
     for node in range(2):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "READS_DIR": str(reads)}
-        env["PROTEIN_SEDD_RANK_WEIGHTS"] = str(dumps)
+        env.update(hook_env)
         env["XDG_CACHE_HOME"] = str(tmp_path / f"node{node}-cache")  # not shared: each node builds its own
         launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
         launch += ["--node-rank", str(node), "--master-addr", "127.0.0.1", "--master-port", str(port)]

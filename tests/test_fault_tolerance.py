@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from protein_sedd.model.sources import load_checkpoint
-from protein_sedd.training import trainer
+from protein_sedd.training import step as trainer_step
 
 from .conftest import run_cli, write_synthetic_fasta
 from .test_train import _quick_args
@@ -102,7 +102,7 @@ def _resume_with_loss(tmp_path, capsys, monkeypatch, loss, max_bad_steps: int):
     run = tmp_path / "run"
     assert run_cli(_quick_args(fasta, run, 2))[0] == 0
     before = (run / "checkpoint" / "model.safetensors").read_bytes()
-    monkeypatch.setattr(trainer, "score_entropy_loss", loss)
+    monkeypatch.setattr(trainer_step, "score_entropy_loss", loss)
     capsys.readouterr()
     args = ["train", "--out", run, "--resume", "--max-steps", "10", f"trainer.max_bad_steps={max_bad_steps}"]
     code, _, err = run_cli(args, capsys)
@@ -134,7 +134,7 @@ def test_sigterm_between_micro_batches_drops_the_partial_step_and_resumes_exactl
     extra.append(f"model.dropout={dropout}")
     assert run_cli(_quick_args(fasta, tmp_path / "whole", 4) + extra)[0] == 0
 
-    real, calls = trainer.score_entropy_loss, []
+    real, calls = trainer_step.score_entropy_loss, []
 
     def preempted(*args, **kwargs):
         calls.append(1)
@@ -142,7 +142,7 @@ def test_sigterm_between_micro_batches_drops_the_partial_step_and_resumes_exactl
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "score_entropy_loss", preempted)
+    monkeypatch.setattr(trainer_step, "score_entropy_loss", preempted)
     run = tmp_path / "split"
     code, _, err = run_cli(_quick_args(fasta, run, 4) + extra, capsys)
     assert code == 130, err
@@ -151,7 +151,7 @@ def test_sigterm_between_micro_batches_drops_the_partial_step_and_resumes_exactl
     assert load_checkpoint(run).config.step == 2
     assert torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 2
 
-    monkeypatch.setattr(trainer, "score_entropy_loss", real)
+    monkeypatch.setattr(trainer_step, "score_entropy_loss", real)
     assert run_cli(["train", "--out", run, "--resume", "--max-steps", "4"])[0] == 0
     whole, split = _weights(tmp_path / "whole"), _weights(run)
     assert whole.keys() == split.keys()
@@ -172,7 +172,7 @@ class _NanGradient(torch.autograd.Function):
 
 
 def test_a_non_finite_gradient_is_never_applied(tmp_path, capsys, monkeypatch):
-    real = trainer.score_entropy_loss
+    real = trainer_step.score_entropy_loss
     loss = lambda *a, **k: _NanGradient.apply(real(*a, **k))  # noqa: E731
     run, before, lines = _resume_with_loss(tmp_path, capsys, monkeypatch, loss, max_bad_steps=2)
     assert sum("non-finite gradient norm at step 2; step skipped" in line for line in lines) == 2

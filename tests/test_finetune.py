@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 import protein_sedd
 from protein_sedd.model.sources import BUNDLED_DIR
-from protein_sedd.training import trainer as trainer_module
+from protein_sedd.training import step as trainer_step
 
 from .conftest import SYNTHETIC_ENTROPY, SYNTHETIC_PROBS, SYNTHETIC_SEQUENCES, run_cli, write_synthetic_fasta
 
@@ -257,7 +257,7 @@ def fixed_validation(monkeypatch):
         bits = VALID_BITS.get(self.state.step, 99.0)  # off-schedule validations (a run's last step) get 99
         return bits * 8 * math.log(2), bits
 
-    monkeypatch.setattr(trainer_module._Run, "validate", validate)
+    monkeypatch.setattr(trainer_step.Run, "validate", validate)
 
 
 def _metric_steps(run) -> list[int]:

@@ -15,13 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
+from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import BatchStream
 from protein_sedd.errors import UserError
+from protein_sedd.model import DDiT, DDiTConfig
 from protein_sedd.model.folder import check_weights, first_non_finite
+from protein_sedd.runtime.distributed import Distributed
 from protein_sedd.training.checkpoint import TRAINER_STATE
 from protein_sedd.training.early_stopping import EarlyStopping, check_early_stopping_state
 from protein_sedd.training.ema import EMA
+from protein_sedd.training.init_from import load_parent_weights
 
 STATE_TYPES = {
     "step": int, "model": dict, "ema": dict, "optimizer": dict, "batches": dict, "generator": torch.Tensor,
@@ -158,3 +163,36 @@ def check_state(state, path: Path) -> None:
         problem = check_early_stopping_state(state["early_stopping"])
         if problem is not None:
             fail(f"'early_stopping': {problem}")
+
+
+def fresh_state(
+    cfg: DictConfig,
+    train_records,
+    dev: torch.device,
+    ranks: Distributed,
+    from_parent: bool = True,
+    weights=None,
+) -> TrainingState:
+    """A fresh state at step 0: the model initialised from `cfg.seed` (or, in a fine-tuning run and when
+    `from_parent`, from the parent's weights, the EMA too), the batches at their start."""
+    t = cfg.trainer
+    torch.manual_seed(cfg.seed)
+    model = DDiT(DDiTConfig.from_dict(OmegaConf.to_container(cfg.model))).to(dev)
+    if from_parent and cfg.get("init_from") is not None:
+        load_parent_weights(model, cfg.init_from)
+    ema = EMA(model, t.ema)  # a copy of the model: a fine-tuning run's EMA starts at the parent
+    fused = dev.type == "cuda"
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay, fused=fused
+    )
+    batches = BatchStream(
+        train_records.tokens(),
+        t.batch_size,
+        cfg.seed,
+        ALPHABET.pad_index,
+        ranks.rank,
+        ranks.world_size,
+        weights,  # redundancy weights: batches drawn by weight (None: shuffled as before)
+    )
+    generator = torch.Generator(device=dev).manual_seed(noise_seed(cfg.seed, ranks.rank))
+    return TrainingState(model, ema, optimizer, batches, generator, cfg.seed, ranks.rank)
