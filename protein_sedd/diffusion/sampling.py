@@ -87,9 +87,12 @@ def _run_steps(
     return step_loop(scores, graph, x, sigmas, sizes, predictor, generator, on_step), scores.rows_run
 
 
-SAMPLERS: dict[str, Sampler] = {
-    "events": Sampler("events", event_sampler_applies, "steps", _run_events),
-    "steps": Sampler("steps", lambda *model: True, None, _run_steps),
+SAMPLERS: dict[str, Sampler] = {  # by name: a third sampler is one more entry
+    sampler.name: sampler
+    for sampler in (
+        Sampler("events", event_sampler_applies, "steps", _run_events),
+        Sampler("steps", lambda *model: True, None, _run_steps),
+    )
 }
 
 
