@@ -52,3 +52,41 @@ def test_a_new_bound_in_the_schema_is_enforced(monkeypatch):
     monkeypatch.setitem(checks.TRAINER_INT_RANGES, "val_t_samples", (1, 2))  # as a field's range would
     with pytest.raises(UserError, match=r"trainer.val_t_samples=3"):
         checks.validate_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "+trainer.btach_size=3",
+            "the config has no key trainer.btach_size (did you mean trainer.batch_size?)",
+        ),
+        ("+model.extra=1", "the config has no key model.extra (the model keys are name, vocab_size,"),
+        ("+sead=1", "the config has no key sead (did you mean seed?)"),
+        ("+trainer.x.y=1", "the config has no key trainer.x.y (no such section)"),
+    ],
+)
+def test_an_added_key_the_config_lacks_is_refused_as_a_typo(override, message):
+    # Hydra answers a mistyped key with "use +key=value"; that would train with the default and store the typo
+    with pytest.raises(UserError) as caught:
+        compose_config(["trainer.lr=1e-4", override])
+    assert str(caught.value).startswith(f"config override {override!r}: {message}")
+
+
+def test_an_added_key_may_not_come_through_the_command_line_either(tmp_path, capsys):
+    from .conftest import run_cli, write_synthetic_fasta
+
+    fasta, out = write_synthetic_fasta(tmp_path / "s.fa", n=20), tmp_path / "run"
+    code, _, err = run_cli(
+        ["train", "--fasta", fasta, "--out", out, "trainer.max_steps=2", "+trainer.btach_size=3"], capsys
+    )
+    assert code == 2 and not out.exists()
+    assert err.strip() == (
+        "error: config override '+trainer.btach_size=3': the config has no key trainer.btach_size "
+        "(did you mean trainer.batch_size?)"
+    )
+
+
+def test_an_added_key_is_still_refused_when_the_config_has_it():
+    with pytest.raises(UserError, match="bad config override"):
+        compose_config(["+trainer.batch_size=3"])  # Hydra's own refusal: the key is there, set it plainly

@@ -175,7 +175,6 @@ def test_init_from_bundled_and_the_saved_provenance(data, tmp_path, capsys):
         (["graph=uniform", "model.time_conditioning=true"], "graph.name"),
         (["noise=geometric"], "noise.type"),
         (["noise.eps=0.01"], "noise.eps"),
-        (["+model.extra=1"], "model.extra"),
     ],
 )
 def test_overrides_that_change_the_architecture_are_refused(parent, data, tmp_path, capsys, overrides, key):
