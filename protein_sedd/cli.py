@@ -25,6 +25,23 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+def _print_version(value: bool) -> None:
+    if value:
+        from protein_sedd import __version__
+
+        print(f"protein-sedd {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _top(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+    ),
+) -> None:
+    """Protein sequence design with Score Entropy Discrete Diffusion (SEDD)."""
+
+
 # Commands are registered here, one module each under protein_sedd/commands/.
 # -- commands --
 from protein_sedd.commands import (  # noqa: E402

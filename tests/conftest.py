@@ -54,8 +54,13 @@ def _environment(tmp_path_factory):
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
+def data_dir() -> Path:
+    """Where the tests read ACYP and the PTEN scan: $PROTEIN_SEDD_DATA, else ../shared/data."""
+    return Path(os.environ.get("PROTEIN_SEDD_DATA") or SHARED_DATA)
+
+
 def acyp_available() -> bool:
-    return (Path(os.environ.get("PROTEIN_SEDD_DATA", SHARED_DATA)) / "acyp" / "hypf.fa").is_file()
+    return (data_dir() / "acyp" / "hypf.fa").is_file()
 
 
 def write_synthetic_fasta(path: Path, n: int = 4000, seed: int = 0) -> Path:

@@ -13,7 +13,7 @@ from protein_sedd.data.prepare import recorded_data_config
 from protein_sedd.errors import UserError
 from protein_sedd.model.sources import bundled_checkpoint
 
-from .conftest import SHARED_DATA, acyp_available, run_cli
+from .conftest import acyp_available, data_dir, run_cli
 
 ACYP_SHA = "9ebd5dfc4633f115b21b61be36b2bf5bdbd82cd862d6ba7bc241869ae0bf087c"
 
@@ -32,9 +32,12 @@ def test_unknown_dataset():
 
 
 @pytest.mark.skipif(not acyp_available(), reason="needs $PROTEIN_SEDD_DATA/acyp/hypf.fa")
-def test_resolves_from_protein_sedd_data(monkeypatch):
-    monkeypatch.setenv("PROTEIN_SEDD_DATA", str(SHARED_DATA))
-    assert resolve_dataset_path("acyp") == SHARED_DATA / "acyp" / "hypf.fa"
+def test_resolves_from_protein_sedd_data(monkeypatch, tmp_path):
+    # the variable is what finds the file: a folder elsewhere holding acyp/hypf.fa (a link) is the one used
+    (tmp_path / "acyp").mkdir()
+    (tmp_path / "acyp" / "hypf.fa").symlink_to(data_dir() / "acyp" / "hypf.fa")
+    monkeypatch.setenv("PROTEIN_SEDD_DATA", str(tmp_path))
+    assert resolve_dataset_path("acyp") == tmp_path / "acyp" / "hypf.fa"
 
 
 def _fake_manifest(monkeypatch, tmp_path, content: bytes, url: str):

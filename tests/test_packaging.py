@@ -35,3 +35,12 @@ def test_moved_modules_keep_their_old_names():
     from protein_sedd.io.fasta import read_fasta as moved_read_fasta
 
     assert read_fasta is moved_read_fasta
+
+
+def test_version_is_the_projects_and_the_command_prints_it(capsys):
+    from protein_sedd import __version__
+    from protein_sedd.cli import main
+
+    assert __version__ == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"protein-sedd {__version__}\n"

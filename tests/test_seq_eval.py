@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from pathlib import Path
 
@@ -19,7 +18,9 @@ from protein_sedd.cli import main  # noqa: E402
 from protein_sedd.evaluation import family_hmm, sequence_metrics  # noqa: E402
 from protein_sedd.io.fasta import read_fasta, write_fasta  # noqa: E402
 
-DATA = Path(os.environ.get("PROTEIN_SEDD_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+from .conftest import data_dir  # noqa: E402
+
+DATA = data_dir()
 ACYP = DATA / "acyp" / "hypf.fa"
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
