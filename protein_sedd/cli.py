@@ -25,6 +25,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
 def _print_version(value: bool) -> None:
     if value:
         from protein_sedd import __version__

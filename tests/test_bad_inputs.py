@@ -140,7 +140,10 @@ def test_too_long_for_the_model_or_the_folding_limit(corpus, esmfold, quick_run,
         tmp_path / "d.fa",
     )
     _assert_one_line_failure(
-        capsys, ["train", "--fasta", only_long, "--out", tmp_path / "r"], "no sequences left", tmp_path / "r"
+        capsys,
+        ["train", "--fasta", only_long, "--out", tmp_path / "r"],
+        "the longest record has 300 residues: set model.max_length=300 to keep it",
+        tmp_path / "r",
     )
     _assert_one_line_failure(
         capsys, ["fold-eval", long, "--model", esmfold, "--out-dir", tmp_path / "f"], "huge", tmp_path / "f"

@@ -56,5 +56,23 @@ def test_bad_fractions_and_empty_results():
         split_records(_records(), valid_fraction=0.6, test_fraction=0.5)
     with pytest.raises(UserError, match="no sequences left"):
         split_records(_records(), valid_fraction=0.1, test_fraction=0.1, max_length=2)
+
+
+@pytest.mark.parametrize("method", ["sequence_hash", "id_hash"])
+def test_when_no_record_fits_the_message_says_the_longest_and_what_to_set(method):
+    records = [FastaRecord(f"r{i}", "", "A" * n) for i, n in enumerate([40, 127, 90])]
+    options = dict(valid_fraction=0.1, test_fraction=0.1, method=method)
+    with pytest.raises(UserError) as caught:
+        split_records(records, max_length=30, **options)
+    assert str(caught.value) == (
+        "no sequences left after the length filter [1, 30]; the longest record has 127 residues: "
+        "set model.max_length=127 to keep it"
+    )
+    with pytest.raises(UserError) as caught:
+        split_records(records, min_length=128, max_length=200, **options)
+    assert str(caught.value) == (
+        "no sequences left after the length filter [128, 200]; the longest record has 127 residues, "
+        "under the minimum 128; check the file"
+    )
     with pytest.raises(UserError, match="too few"):
         split_records(_records(n=2), valid_fraction=0.1, test_fraction=0.1)

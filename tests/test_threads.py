@@ -127,6 +127,48 @@ def test_design_prints_progress_lines_with_an_eta_off_a_terminal(monkeypatch, in
     assert all(re.fullmatch(pattern.format(k, 25 * k), line) for k, line in enumerate(lines, 1)), lines
 
 
+def test_train_prints_progress_lines_off_a_terminal_and_says_where_it_resumed(monkeypatch, inputs, capsys):
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)  # a line per step instead of one every 30 s
+    run = ["--out", inputs.out / "run", "--device", "cpu", "--threads", "1"]
+    settings = ["model=tiny", "trainer.batch_size=2", "trainer.log_every=1", "trainer.val_every=2"]
+    code, _, err = run_cli(["train", "--fasta", inputs.fasta, *run, "--max-steps", "2", *settings], capsys)
+    assert code == 0, err
+    steps = [line for line in err.splitlines() if line.startswith("train: step")]
+    number = r"\d+\.\d{3} bits/res, \d+\.\d\d steps/s, \d+ s elapsed, ETA \d+ s"
+    assert [
+        re.fullmatch(rf"train: step (\d)/2 \((\d+)%\), loss {number}", line).groups() for line in steps
+    ] == [
+        ("1", "50"),
+        ("2", "100"),
+    ], err
+    # the closing validation counts its sequences (the one validation sequence here), then says its bound
+    valid = [line for line in err.splitlines() if line.startswith("validation at step 2")]
+    assert [re.sub(r"\d+ s", "T", line) for line in valid] == [
+        "validation at step 2: sequences: 1/1 (100%), T elapsed, ETA T"
+    ], err
+    assert re.search(r"^step 2: valid -ELBO \d+\.\d\d nats/sequence", err, re.M), err
+    assert "resumed" not in err
+    code, _, err = run_cli(["train", *run, "--resume", "--max-steps", "3"], capsys)
+    assert code == 0, err
+    assert f"resumed from step 2 of 3 ({inputs.out / 'run'}" in err.replace("\n", "")
+    steps = [line.split(",")[0] for line in err.splitlines() if line.startswith("train: step")]
+    assert steps == ["train: step 3/3 (100%)"], err
+
+
+def test_train_progress_line_by_hand():
+    from protein_sedd.training.step_log import TrainProgress
+
+    line = TrainProgress(Console(quiet=True), 20000, 1000)
+    line.step, line.info = 1200, "loss 3.012 bits/res, 4.10 steps/s"
+    # this session's pace: 200 steps in 50 s, 18,800 left
+    assert (
+        line.line(50.0)
+        == "train: step 1200/20000 (6%), loss 3.012 bits/res, 4.10 steps/s, 50 s elapsed, ETA 1h18m"
+    )
+    line.step, line.info = 1000, ""
+    assert line.line(3.0) == "train: step 1000/20000 (5%), 3 s elapsed, ETA unknown"
+
+
 def test_progress_line_and_durations_by_hand():
     steps = progress.LoopProgress(Console(quiet=True), "steps", 10)
     steps.done = 4

@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import random
 import shutil
 
 import pytest
@@ -131,6 +132,22 @@ def _fails(capsys, args, *words, code=2):
         assert word in lines[0], lines[0]
     assert "Traceback" not in err + out
     return lines[0]
+
+
+def test_the_log_counts_the_records_dropped_by_length_and_as_duplicates(tmp_path, capsys):
+    rng = random.Random(1)
+    distinct = ["".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(30)) for _ in range(8)]
+    records = [*distinct, distinct[0], distinct[1], "M" * 200, "W" * 129, "G" * 128]
+    fasta = tmp_path / "mixed.fa"
+    fasta.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(records)))
+    args = ["train", "--fasta", fasta, "--out", tmp_path / "run", "--max-steps", "1", "--device", "cpu"]
+    code, _, err = run_cli([*args, "model=tiny", "model.max_length=128", "trainer.batch_size=2"], capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("data: ")]
+    assert lines == [
+        "data: fasta, 13 records, 2 outside lengths 1-128 dropped (model.max_length=128), "
+        "2 duplicates dropped; unweighted"
+    ]
 
 
 def test_train_user_mistakes(tmp_path, capsys):

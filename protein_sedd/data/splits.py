@@ -81,15 +81,14 @@ def split_store(
     if method not in SPLIT_METHODS:
         raise UserError(f"data.split={method!r}: choose one of {', '.join(SPLIT_METHODS)}")
     check_record_count(len(store))
-    counts = {"n_length_filtered": 0, "n_duplicates_removed": 0}
+    counts = {"n_length_filtered": 0, "n_duplicates_removed": 0, "longest": 0}
     blocks = _kept_blocks(store, min_length, max_length, dedupe, counts)
     if method == "id_hash":
-        train, valid, test = _by_id_hash(
-            store, blocks, valid_fraction, test_fraction, seed, min_length, max_length
-        )
+        fractions = (valid_fraction, test_fraction)
+        train, valid, test = _by_id_hash(store, blocks, fractions, seed, min_length, max_length, counts)
     else:
         kept = np.concatenate(list(blocks))
-        _check_any_left(len(kept), min_length, max_length)
+        _check_any_left(len(kept), min_length, max_length, counts["longest"])
         train, valid, test = _by_sequence_hash(store, kept, valid_fraction, test_fraction, seed, dedupe)
     stats = {"n_records": len(store), "n_length_filtered": counts["n_length_filtered"]}
     if dedupe:
@@ -99,12 +98,14 @@ def split_store(
     return splits
 
 
-def _check_any_left(n_kept: int, min_length: int, max_length: int | None) -> None:
-    if not n_kept:
-        raise UserError(
-            f"no sequences left after the length filter [{min_length}, {max_length}]; "
-            "raise model.max_length or check the FASTA file"
-        )
+def _check_any_left(n_kept: int, min_length: int, max_length: int | None, longest: int) -> None:
+    if n_kept:
+        return
+    if max_length is None or longest <= max_length:
+        hint = f"the longest record has {longest} residues, under the minimum {min_length}; check the file"
+    else:
+        hint = f"the longest record has {longest} residues: set model.max_length={longest} to keep it"
+    raise UserError(f"no sequences left after the length filter [{min_length}, {max_length}]; {hint}")
 
 
 def _kept_blocks(store: TokenStore, min_length: int, max_length: int | None, dedupe: bool, counts: dict):
@@ -113,6 +114,7 @@ def _kept_blocks(store: TokenStore, min_length: int, max_length: int | None, ded
     for start in range(0, len(store), BLOCK):
         stop = min(start + BLOCK, len(store))
         lengths = np.diff(store.rows("offsets", start, stop + 1))
+        counts["longest"] = max(counts["longest"], int(lengths.max(initial=0)))
         inside = lengths >= min_length
         if max_length is not None:
             inside &= lengths <= max_length
@@ -155,7 +157,9 @@ def id_hash_codes(store: TokenStore, indices: np.ndarray, seed: int) -> np.ndarr
     return (mixed >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def _by_id_hash(store: TokenStore, blocks, valid_fraction, test_fraction, seed, min_length, max_length):
+def _by_id_hash(store: TokenStore, blocks, fractions, seed, min_length, max_length, counts):
+    """`counts`: what `blocks` dropped, complete once they are read (for the nothing-left message)."""
+    valid_fraction, test_fraction = fractions
     # train, most of the records, is written in place into room for every record (pages never written
     # are never resident) rather than gathered in pieces and copied: no second copy of it, even briefly
     train, n_train = np.empty(len(store), INDEX), 0
@@ -171,7 +175,7 @@ def _by_id_hash(store: TokenStore, blocks, valid_fraction, test_fraction, seed, 
     train = train[:n_train]
     valid, test = (np.concatenate(parts[name]) for name in ("valid", "test"))
     n_kept = len(train) + len(valid) + len(test)
-    _check_any_left(n_kept, min_length, max_length)
+    _check_any_left(n_kept, min_length, max_length, counts["longest"])
     if not len(train):
         raise UserError(f"only {n_kept} sequences and none fell to training; use more sequences")
     return train, valid, test

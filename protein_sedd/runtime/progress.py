@@ -34,8 +34,10 @@ def format_duration(seconds: float) -> str:
 class LoopProgress:
     """`with LoopProgress(console, "steps", total) as progress: ... progress.advance()`."""
 
-    def __init__(self, console: Console, label: str, total: int):
-        self.console, self.label, self.total = console, label, total
+    def __init__(self, console: Console, label: str, total: int, *, final_line: bool = True):
+        """`final_line=False`: off a terminal, no closing line unless earlier ones were printed (the
+        caller prints the result of a loop that was short)."""
+        self.console, self.label, self.total, self.final_line = console, label, total, final_line
         self.done = self.shown = 0
         self.bar: Progress | None = None
 
@@ -73,5 +75,5 @@ class LoopProgress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
-        elif self.shown != self.done:
+        elif self.shown != self.done and (self.final_line or self.shown):
             self._print_line()

@@ -103,13 +103,15 @@ class Run:
 
     # validation
 
-    def validate(self) -> tuple[float, float] | None:
-        """The EMA model's -ELBO over every rank's validation sequences: nats/sequence, bits/residue."""
+    def validate(self, progress=None) -> tuple[float, float] | None:
+        """The EMA model's -ELBO over every rank's validation sequences: nats/sequence, bits/residue.
+        `progress(count)` is told of each batch of this rank's sequences scored."""
         t = self.cfg.trainer
         with self.autocast():
             nats, _ = self.model.bound(
-                self.valid_tokens, t_samples=t.val_t_samples, batch_size=t.batch_size, seed=self.cfg.seed
-            )
+                self.valid_tokens, t_samples=t.val_t_samples, batch_size=t.batch_size, seed=self.cfg.seed,
+                progress=progress,
+            )  # fmt: skip
         residues = sum(len(x) for x in self.valid_tokens)
         sums = torch.tensor([float(nats.sum()), len(self.valid_tokens), residues])
         total, count, residues = self.ranks.sum(sums)

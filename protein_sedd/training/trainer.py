@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 from rich.console import Console
-from rich.progress import Progress
+from rich.text import Text
 
 from protein_sedd.config.checks import validate_config
 from protein_sedd.data.prepare import prepare_splits, recorded_data_config
@@ -29,6 +29,7 @@ from protein_sedd.io.outputs import OutputFolder
 from protein_sedd.model.sources import resolve_checkpoint_dir
 from protein_sedd.runtime.devices import select_device
 from protein_sedd.runtime.distributed import Distributed, distributed
+from protein_sedd.runtime.progress import log_line
 from protein_sedd.training.checkpoint import load_trainer_state
 from protein_sedd.training.metrics import MetricsLog
 from protein_sedd.training.run_folder import (
@@ -42,7 +43,7 @@ from protein_sedd.training.run_folder import (
 from protein_sedd.training.schedule import lr_at
 from protein_sedd.training.state import fresh_state
 from protein_sedd.training.step import Run, skip_non_finite, sync_step
-from protein_sedd.training.step_log import PROGRESS_COLUMNS, StepLog
+from protein_sedd.training.step_log import StepLog, TrainProgress
 from protein_sedd.training.stop import StopRequest
 
 
@@ -110,14 +111,16 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
     checkpoints = Checkpoints(run_dir, run_cfg, ranks, saved_step=state.step if resume else None)
     run = Run.build(cfg, state, splits.valid[: t.val_sequences], dev, ranks)
 
-    console.print(
-        f"[bold]protein-sedd train[/]: {state.model.num_parameters() / 1e6:.2f}M parameters on {dev.type}"
+    opening = Text.assemble(
+        ("protein-sedd train", "bold"),
+        f": {state.model.num_parameters() / 1e6:.2f}M parameters on {dev.type}"
         f"{f' x {ranks.world_size} ranks' if ranks.enabled else ''}; "
         f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test sequences; "
-        f"run dir {run_dir}"
+        f"run dir {run_dir}",
     )
+    console.print(opening, soft_wrap=True, highlight=False)  # one line in a log, whatever the path holds
     if prepared.family is not None:
-        console.print(prepared.family.summary(splits.stats))
+        log_line(console, prepared.family.summary(splits.stats, cfg.model.max_length))
     if cfg.get("init_from") is not None:
         parent = cfg.init_from
         console.print(
@@ -129,9 +132,10 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
     # under NCCL the stop flag travels on a CPU (gloo) group of its own, so checking it between
     # micro-batches never waits for queued GPU work
     stop_group = torch.distributed.new_group(backend="gloo") if ranks.enabled and ranks.nccl else None
-    with StopRequest() as stop, Progress(*PROGRESS_COLUMNS, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=t.max_steps, completed=state.step, loss="-", speed="-")
-        log = StepLog(run, metrics, progress, task)
+    if resume:
+        log_line(console, f"resumed from step {state.step} of {t.max_steps} ({checkpoint_dir})")
+    with StopRequest() as stop, TrainProgress(console, t.max_steps, state.step) as progress:
+        log = StepLog(run, metrics, progress)
         state.model.train()
         while state.step < t.max_steps and not state.early_stopping.should_stop(t.patience):
             for group in state.optimizer.param_groups:
@@ -167,7 +171,7 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
             early = state.early_stopping.should_stop(t.patience)
             if state.step % t.checkpoint_every == 0 or state.step == t.max_steps or stop_now or early:
                 checkpoints.save(state)
-            progress.update(task, completed=state.step)
+            progress.update(state.step)
             if stop_now:
                 stopped = ": checkpoint saved; continue with --resume"
                 break

@@ -124,10 +124,18 @@ class FamilyData:
             splits.stats["neff"] = round(float(self.weights[kept].sum()), 3)
             splits.stats["neff_train"] = round(float(self.weights[splits.train.indices].sum()), 3)
 
-    def summary(self, stats: dict) -> str:
-        """The training log's line on the data: format, fragments, weights and Neff."""
+    def summary(self, stats: dict, max_length: int) -> str:
+        """The training log's line on the data: format, records read and dropped (by the length filter,
+        as duplicates), fragments, weights and Neff."""
         policy = self.policy
-        text = f"data: {stats.get('format', 'fasta')}"
+        text = f"data: {stats.get('format', 'fasta')}, {stats['n_records']} records"
+        if stats.get("n_length_filtered"):
+            text += (
+                f", {stats['n_length_filtered']} outside lengths {self.min_length}-{max_length} dropped "
+                f"(model.max_length={max_length})"
+            )
+        if stats.get("n_duplicates_removed"):
+            text += f", {stats['n_duplicates_removed']} duplicates dropped"
         if "focus" in stats:
             text += f", focus {stats['focus']} ({stats['n_focus_columns']} columns)"
         if policy.representation == "focus_columns":
