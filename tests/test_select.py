@@ -108,3 +108,74 @@ def test_mistakes_exit_2_with_one_line_and_no_output(tmp_path, capsys, run_folde
     assert code == 2
     assert err.startswith("error: ") and "\n" not in err.strip() and message in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--min-plddt", "99.5"],
+            "no design passes the filters: 'plddt >= 99.5' left none of 6 (the best mean pLDDT is 99); "
+            "loosen --min-plddt",
+        ),
+        (
+            ["--min-family-bits", "200"],
+            "no design passes the filters: 'family bits >= 200' left none of 6 "
+            "(the best family score is 110); loosen --min-family-bits",
+        ),
+        (
+            ["--max-nearest-identity", "0.3"],
+            "no design passes the filters: 'nearest identity <= 0.3' left none of 5 "
+            "(the best nearest identity is 0.5); loosen --max-nearest-identity",
+        ),
+    ],
+)
+def test_when_no_design_passes_the_filter_that_left_none_is_named_and_nothing_is_written(
+    tmp_path, capsys, run_folder, extra, message
+):
+    fasta, seq, fold, designs = run_folder
+    out = tmp_path / "picks"
+    args = ["select", fasta, "--seq-eval", seq, "--fold-eval", fold, "--out", out, *extra]
+    code, _, err = run_cli(args, capsys)
+    assert (code, err.strip()) == (2, f"error: {message}")
+    assert not out.exists()
+
+
+def test_every_design_low_complexity_says_to_keep_them(tmp_path, capsys, run_folder):
+    fasta, seq, fold, designs = run_folder
+    table = pd.read_csv(seq / "results.csv").assign(low_complexity=True)
+    table.to_csv(seq / "results.csv", index=False)
+    out = tmp_path / "picks"
+    code, _, err = run_cli(["select", fasta, "--seq-eval", seq, "--out", out], capsys)
+    assert (code, err.strip()) == (
+        2,
+        "error: no design passes the filters: 'not low-complexity' left none of 4; "
+        "pass --keep-low-complexity to keep them",
+    )
+
+
+def test_a_toy_esmfold_ranking_is_called_a_plumbing_check(tmp_path, capsys, run_folder):
+    from protein_sedd.testing.tiny_esmfold import PLUMBING_NOTE
+
+    fasta, seq, fold, designs = run_folder
+    (fold / "summary.json").write_text(json.dumps({"n": 6, "note": PLUMBING_NOTE}))
+    out = tmp_path / "picks"
+    code, _, err = run_cli(["select", fasta, "--fold-eval", fold, "--out", out, "--n", "2"], capsys)
+    assert code == 0, err
+    assert (
+        f"warning: --fold-eval {fold}: {PLUMBING_NOTE}; its pLDDT filter and ranking show the plumbing only"
+        in (err.splitlines())
+    )
+    assert json.loads((out / "summary.json").read_text())["note"] == PLUMBING_NOTE
+    (fold / "summary.json").write_text(json.dumps({"n": 6}))  # real weights: no note, no warning
+    code, _, err = run_cli(
+        ["select", fasta, "--fold-eval", fold, "--out", out, "--n", "2", "--overwrite"], capsys
+    )
+    assert code == 0 and "warning" not in err and "note" not in json.loads((out / "summary.json").read_text())
+    (fold / "summary.json").write_text("{not json")
+    code, _, err = run_cli(["select", fasta, "--fold-eval", fold, "--out", tmp_path / "p2"], capsys)
+    assert (code, err.strip()) == (
+        2,
+        f"error: --fold-eval: {fold / 'summary.json'} is not fold-eval's summary (unreadable JSON); "
+        "rerun fold-eval",
+    )

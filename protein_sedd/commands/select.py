@@ -50,11 +50,18 @@ def select(
 
     from protein_sedd.config.limits import MAX_DESIGNS, check_int
     from protein_sedd.evaluation.reports import print_tables, rows_table, summary_table
-    from protein_sedd.evaluation.selection import Thresholds, check_rank_key, default_rank_key, read_tables
+    from protein_sedd.evaluation.selection import (
+        Thresholds,
+        check_rank_key,
+        default_rank_key,
+        fold_note,
+        read_tables,
+    )
     from protein_sedd.evaluation.selection import select as choose
     from protein_sedd.evaluation.selection_report import write_selection
     from protein_sedd.io.fasta import read_fasta
     from protein_sedd.io.outputs import OutputFolder
+    from protein_sedd.runtime.progress import log_line
 
     check_int("n", n, 1, MAX_DESIGNS)
     thresholds = Thresholds(
@@ -66,10 +73,16 @@ def select(
     folder = OutputFolder(out, "select", "--out")
     folder.check(inputs=[designs, scores], overwrite=overwrite)
     rank_by = rank_by or default_rank_key(tables)
+    note = fold_note(fold_eval)
     chosen = choose(records, tables, n, rank_by, thresholds)
-    write_selection(folder, chosen, n, rank_by, thresholds, designs)
+    write_selection(folder, chosen, n, rank_by, thresholds, designs, note)
     picked = chosen.table[chosen.table["picked"]].sort_values("rank")
     console = Console(stderr=True)
+    if note:
+        log_line(
+            console,
+            f"warning: --fold-eval {fold_eval}: {note}; its pLDDT filter and ranking show the plumbing only",
+        )
     if len(chosen.picks) < n:
         console.print(
             f"select: only {len(chosen.picks)} designs pass every filter and the diversity rule; picked them "

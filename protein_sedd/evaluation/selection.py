@@ -82,6 +82,26 @@ def read_tables(**given: Path | None) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def fold_note(fold_eval: Path | None) -> str | None:
+    """The note fold-eval's summary.json carries when its pLDDT means nothing (the toy random-weight
+    ESMFold), for select to repeat: a ranking on it is a plumbing check, not a choice."""
+    import json
+
+    if fold_eval is None:
+        return None
+    path = Path(fold_eval) / "summary.json"
+    if not path.is_file():
+        return None  # results.csv alone (another tool's, or an older fold-eval's) is usable as it is
+    try:
+        note = json.loads(path.read_text()).get("note")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        raise UserError(
+            f"{{fold_eval}}: {path} is not fold-eval's summary (unreadable JSON); rerun fold-eval",
+            field="fold_eval",
+        ) from None
+    return str(note) if note else None
+
+
 def check_rank_key(rank_by: str | None) -> None:
     if rank_by is not None and rank_by not in RANK_KEYS:
         raise UserError(f"{{rank_by}} {rank_by!r}: choose {', '.join(RANK_KEYS)}", field="rank_by")
@@ -140,8 +160,10 @@ def select(
     frame = join_tables(records, tables)
     funnel = [("designs", len(frame))]
     eligible = pd.Series(True, index=frame.index)
-    for name, passed in _filters(frame, tables, thresholds):
+    for name, field, passed in _filters(frame, tables, thresholds):
         frame[f"pass_{name}"] = passed
+        if len(frame) and not (eligible & passed).any():
+            raise _none_pass(frame, name, field, eligible)
         eligible &= passed
         funnel.append((name, int(eligible.sum())))
     frame["eligible"] = eligible
@@ -162,17 +184,36 @@ def default_rank_key(tables: dict) -> str:
 
 
 def _filters(frame: pd.DataFrame, tables: dict, t: Thresholds):
+    """(stage name, the parameter setting it, which designs pass) for each filter that applies."""
     if "fold-eval" in tables:
-        yield f"plddt >= {t.min_plddt:g}", frame["mean_plddt"] >= t.min_plddt
+        yield f"plddt >= {t.min_plddt:g}", "min_plddt", frame["mean_plddt"] >= t.min_plddt
     if "seq-eval" in tables:
-        yield f"family bits >= {t.min_family_bits:g}", frame["family_bits"] >= t.min_family_bits
-        yield (
-            f"nearest identity <= {t.max_nearest_identity:g}",
-            frame["nearest_identity"] <= t.max_nearest_identity,
-        )
+        bits = frame["family_bits"] >= t.min_family_bits
+        yield f"family bits >= {t.min_family_bits:g}", "min_family_bits", bits
+        novel = frame["nearest_identity"] <= t.max_nearest_identity
+        yield f"nearest identity <= {t.max_nearest_identity:g}", "max_nearest_identity", novel
         if not t.keep_low_complexity:
             flags = frame["low_complexity"].astype(str).str.lower().isin(["true", "1", "yes"])
-            yield "not low-complexity", ~flags
+            yield "not low-complexity", "keep_low_complexity", ~flags
+
+
+BEST_SEEN = {  # a filter's parameter -> (its column, best is the highest, the metric's name)
+    "min_plddt": ("mean_plddt", True, "mean pLDDT"),
+    "min_family_bits": ("family_bits", True, "family score"),
+    "max_nearest_identity": ("nearest_identity", False, "nearest identity"),
+}
+
+
+def _none_pass(frame: pd.DataFrame, stage: str, field: str, before: pd.Series) -> UserError:
+    """No design passes: name the filter that left none, the best value among the designs it was given,
+    and the parameter to loosen (a plate of nothing is never the answer)."""
+    head = f"no design passes the filters: {stage!r} left none of {int(before.sum())}"
+    if field not in BEST_SEEN:
+        return UserError(f"{head}; pass {{{field}}} to keep them", field=field)
+    column, highest, what = BEST_SEEN[field]
+    values = frame.loc[before, column]
+    best = values.max() if highest else values.min()
+    return UserError(f"{head} (the best {what} is {best:.4g}); loosen {{{field}}}", field=field)
 
 
 def _greedy_diverse(frame: pd.DataFrame, order, max_identity: float) -> list:

@@ -14,9 +14,16 @@ OUTPUT_FILES = ["picks.fasta", "picks.csv", "funnel.png", "summary.json"]
 
 
 def write_selection(
-    folder: OutputFolder, chosen: Selection, n: int, rank_by: str, thresholds: Thresholds, designs: Path
+    folder: OutputFolder,
+    chosen: Selection,
+    n: int,
+    rank_by: str,
+    thresholds: Thresholds,
+    designs: Path,
+    note: str | None = None,
 ) -> None:
-    """Write the folder's four files (see the module docstring); `folder` is checked and not yet locked."""
+    """Write the folder's four files (see the module docstring); `folder` is checked and not yet locked.
+    `note`: why the numbers mean nothing (fold-eval's toy ESMFold), kept in summary.json."""
     from dataclasses import asdict
 
     from protein_sedd.evaluation.reports import write_csv_atomic
@@ -32,6 +39,8 @@ def write_selection(
         **asdict(thresholds),
         "funnel": [{"stage": stage, "left": left} for stage, left in chosen.funnel],
     }
+    if note:
+        summary["note"] = note
     for column in ("family_bits", "nearest_identity", "mean_plddt", "bits_per_residue"):
         if column in chosen.table:
             summary[f"{column}_median_all"] = float(chosen.table[column].median())
