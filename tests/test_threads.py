@@ -121,8 +121,8 @@ def test_design_prints_progress_lines_with_an_eta_off_a_terminal(monkeypatch, in
     monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)  # a line per step instead of one every 30 s
     code, _, err = run_cli([*_command("design", inputs), "--batch-size", "1", "--threads", "1"], capsys)
     assert code == 0, err
-    lines = [line for line in err.splitlines() if line.startswith("design steps:")]
-    pattern = r"design steps: {}/4 \({}%\), \d+ s elapsed, ETA \d+ s"
+    lines = [line for line in err.splitlines() if line.startswith("design steps")]
+    pattern = r"design steps \(2 batches x 2\): {}/4 \({}%\), \d+ s elapsed, ETA \d+ s"
     assert len(lines) == 4, err
     assert all(re.fullmatch(pattern.format(k, 25 * k), line) for k, line in enumerate(lines, 1)), lines
 

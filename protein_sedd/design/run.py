@@ -86,7 +86,7 @@ class DesignRun:
         ranks = ranks or Distributed()
         began = time.perf_counter()
         own_batches = sum(ranks.owns(b) for b in range(math.ceil(len(starts) / settings.batch_size)))
-        with _StepProgress(progress, ranks, settings.steps * own_batches) as advance:
+        with _StepProgress(progress, ranks, own_batches, settings.steps) as advance:
             designed = list(
                 sample_batches(
                     model.network, model.graph, model.noise, starts, steps=settings.steps, seed=settings.seed,
@@ -153,8 +153,9 @@ def design(
 class _StepProgress:
     """The per-step callback for `progress` (see `design`), as a context manager."""
 
-    def __init__(self, progress, ranks: Distributed, total: int):
-        self.progress, self.ranks, self.total, self.loop = progress, ranks, total, None
+    def __init__(self, progress, ranks: Distributed, batches: int, steps: int):
+        self.progress, self.ranks, self.loop = progress, ranks, None
+        self.batches, self.total = (batches, steps), batches * steps
 
     def __enter__(self) -> Callable[[], None]:
         if callable(self.progress) and not isinstance(self.progress, bool):
@@ -165,7 +166,10 @@ class _StepProgress:
 
         from protein_sedd.runtime.progress import LoopProgress
 
-        label = "design steps" if not self.ranks.enabled else "design steps (rank 0)"
+        # the count runs over every batch's steps: say so, or 361/3072 reads as a run of 3,072 steps
+        batches, steps = self.batches
+        label = f"design steps ({batches} batch{'es' if batches > 1 else ''} x {steps}"
+        label += ")" if not self.ranks.enabled else ", rank 0)"
         self.loop = LoopProgress(Console(stderr=True), label, self.total).__enter__()
         return self.loop.advance
 
