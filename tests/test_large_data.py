@@ -179,6 +179,7 @@ def test_damage_the_stat_memo_cannot_see_is_found_by_verify(tmp_path, capsys):
     assert cache_module.cache_problem(folder, sha256_of(fasta)) is None  # the memo is trusted
     code, out, err = run_cli(["prepare-data", "--fasta", fasta, "--verify"], capsys)
     assert code == 0
+    assert out.splitlines()[-1] == f"token cache rebuilt (it was damaged): {folder}"
     assert err.splitlines() == [
         f"warning: token cache {folder} is damaged (tokens.bin checksum mismatch); rebuilding it"
     ]

@@ -317,11 +317,16 @@ def test_prepare_data_builds_the_cache_that_train_then_reads(tmp_path, capsys, m
     assert code == 0, err
     sha256 = read_fasta_hashed(fasta)[1]
     folder = token_cache_root() / f"{sha256}-v1"
-    assert out.splitlines() == [
-        f"{fasta}: 120 records, 960 residues (sha256 {sha256[:12]}...)",
-        f"token cache: {folder}",
-    ]
+    head = f"{fasta}: 120 records, 960 residues (sha256 {sha256[:12]}...)"
+    assert out.splitlines() == [head, f"token cache built: {folder}"]
     assert cache_module.cache_problem(folder, sha256) is None
+    code, out, err = run_cli(["prepare-data", "--fasta", fasta], capsys)
+    assert (code, out.splitlines()) == (
+        0,
+        [head, f"token cache reused (checked by file size and time; --verify hashes every file): {folder}"],
+    )
+    code, out, err = run_cli(["prepare-data", "--fasta", fasta, "--verify"], capsys)
+    assert (code, out.splitlines()) == (0, [head, f"token cache verified (every file hashed): {folder}"])
 
     def no_build(*args):
         raise AssertionError("train tokenised the file again")

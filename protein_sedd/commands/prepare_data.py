@@ -6,6 +6,13 @@ from pathlib import Path
 
 import typer
 
+OUTCOMES = {
+    "built": "built",
+    "rebuilt": "rebuilt (it was damaged)",
+    "reused": "reused (checked by file size and time; --verify hashes every file)",
+    "verified": "verified (every file hashed)",
+}
+
 
 def prepare_data(
     fasta: Path = typer.Option(
@@ -27,7 +34,8 @@ def prepare_data(
     """
     from protein_sedd.data.cache.tokens import cache_folder, token_cache
 
-    store, sha256 = token_cache(fasta, verify=verify)
+    how: list[str] = []
+    store, sha256 = token_cache(fasta, verify=verify, outcome=how.append)
     residues = int(store.offsets[-1])
     typer.echo(f"{fasta}: {len(store):,} records, {residues:,} residues (sha256 {sha256[:12]}...)")
-    typer.echo(f"token cache: {cache_folder(sha256)}")
+    typer.echo(f"token cache {OUTCOMES[how[0]]}: {cache_folder(sha256)}")

@@ -71,26 +71,34 @@ def cache_folder(sha256: str) -> Path:
 
 
 def token_cache(
-    path: str | Path, alphabet: Alphabet = ALPHABET, report=None, verify: bool = False
+    path: str | Path, alphabet: Alphabet = ALPHABET, report=None, verify: bool = False, outcome=None
 ) -> tuple[TokenStore, str]:
     """The token store of FASTA `path` and the file's sha256: from an intact cache, else built (and kept).
 
     `report(line)` hears of a damaged cache being rebuilt (default: standard error). FASTA problems are
     the `UserError`s of `read_fasta`; a residue outside the alphabet names its record. `verify` hashes
-    the FASTA and every cache file in full, whatever the stat memos say.
+    the FASTA and every cache file in full, whatever the stat memos say. `outcome(how)` hears how the
+    cache was come by: "built", "rebuilt" (it was damaged), "reused" (checked by the stat memos) or
+    "verified" (every file hashed).
     """
     path = Path(path)
     report = report or (lambda line: print(line, file=sys.stderr))
+    outcome = outcome or (lambda how: None)
+    damaged = False
     if path.is_file() and os.access(path, os.R_OK):  # else (a pipe, an unreadable file) stream it once
         sha256 = remembered_sha256(path, trust_memo=not verify)
         folder = cache_folder(sha256)
         if folder.exists():
             problem = cache_problem(folder, sha256, alphabet, full=verify)
             if problem is None:
+                outcome("verified" if verify else "reused")
                 return open_store(folder, alphabet), sha256
             report(f"warning: token cache {folder} is damaged ({problem}); rebuilding it")
+            damaged = True
     built, sha256 = build_cache(path, alphabet)
-    return open_store(_install(built, cache_folder(sha256), alphabet), alphabet), sha256
+    store = open_store(_install(built, cache_folder(sha256), alphabet), alphabet)
+    outcome("rebuilt" if damaged else "built")
+    return store, sha256
 
 
 def build_cache(path: Path, alphabet: Alphabet = ALPHABET) -> tuple[Path, str]:
