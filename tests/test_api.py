@@ -69,6 +69,17 @@ def test_design_options_as_python_values(model):
         model.design(0)
 
 
+def test_scores_carry_the_ids_of_designs_and_records(model):
+    from Bio.Seq import Seq
+    from Bio.SeqRecord import SeqRecord
+
+    designs = model.design(2, steps=4, seed=1, length=20, progress=False)
+    assert model.score(designs, t_samples=2)["id"].tolist() == ["design_0001", "design_0002"]
+    records = [SeqRecord(Seq(WILD_TYPE), id="wt"), WILD_TYPE[:30]]
+    frame = model.score(records, t_samples=2)
+    assert frame["id"].tolist() == ["wt", "seq_2"] and frame["sequence"][0] == WILD_TYPE
+
+
 def test_score_matches_evaluate_and_its_errors_shrink_with_more_draws(tmp_path, capsys, model):
     sequences = [WILD_TYPE, WILD_TYPE[::-1], "MKVLAAGIVGAVLLAMKVLAEEGHKLPW"]
     frame = model.score(sequences, t_samples=4, seed=2, batch_size=2)

@@ -123,9 +123,9 @@ class TrainedModel:
         return bound - self.length_prior.log_prob(lengths), error
 
     def rows(self, sequences) -> tuple[list[str], list[str]]:
-        """The user's sequences as (ids, rows): plain strings (ids seq_1, seq_2, ...) or records with .id and
-        .sequence, normalised and checked to be rows this model reads (for focus_columns, a row over its
-        columns) that fit its context."""
+        """The user's sequences as (ids, rows): plain strings (ids seq_1, seq_2, ...), records with .id and
+        .sequence (designs, FASTA records) or Biopython SeqRecords (.id and .seq), normalised and checked to
+        be rows this model reads (for focus_columns, a row over its columns) that fit its context."""
         if isinstance(sequences, (str, bytes)):
             raise UserError("give a list of sequences, not one string")
         if not hasattr(sequences, "__iter__"):
@@ -134,6 +134,8 @@ class TrainedModel:
         for number, item in enumerate(sequences, start=1):
             ident = getattr(item, "id", None) or f"seq_{number}"
             raw = getattr(item, "sequence", item)
+            if raw is item and hasattr(item, "seq") and not isinstance(item, str):  # a Biopython SeqRecord
+                raw = str(item.seq)
             if not isinstance(raw, str):
                 raise UserError(f"sequence {number}: expected a string, got {type(raw).__name__}")
             text = normalised_sequence(raw, f"sequence {ident!r}")

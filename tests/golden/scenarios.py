@@ -10,7 +10,8 @@ and those in the installed package as PACKAGE (a clean clone sits elsewhere), an
 dropped, so the texts are a function of the code alone.
 
 `python -m tests.golden.record` writes them to tests/golden/expected/; tests/test_golden.py compares a fresh
-run against those files byte for byte (on the machine kind they were recorded on; see `machine`).
+run against those files: byte for byte on the machine kind they were recorded on (see `machine`), and
+elsewhere every number within 1e-5 relative + 1e-4 absolute and every other character the same.
 """
 
 from __future__ import annotations
@@ -60,10 +61,24 @@ TIMING_COLUMNS = {"tokens_per_s", "elapsed_s", "seconds"}
 
 
 def machine() -> str:
-    """What byte-identical floats depend on: the torch build and the CPU kernels it picks."""
+    """What byte-identical floats depend on: the torch build and the CPU kernels it picks.
+
+    The kernels depend on more than torch's capability level: two AVX512 machines, one with AMX and
+    AVX512-FP16, gave float32 sums that differ in the seventh digit. So the CPU's feature flags (hashed) are
+    part of the machine kind.
+    """
     import torch
 
-    return f"torch {torch.__version__}, cpu {torch.backends.cpu.get_cpu_capability()}"
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        import platform
+
+        flags = platform.processor()
+    digest = hashlib.sha256(" ".join(sorted(flags.split(":")[-1].split())).encode()).hexdigest()[:12]
+    return f"torch {torch.__version__}, cpu {torch.backends.cpu.get_cpu_capability()}, flags {digest}"
 
 
 def cli(*args) -> None:
