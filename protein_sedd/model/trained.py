@@ -134,7 +134,7 @@ class TrainedModel:
         for number, item in enumerate(sequences, start=1):
             ident = getattr(item, "id", None) or f"seq_{number}"
             raw = getattr(item, "sequence", item)
-            if raw is item and hasattr(item, "seq") and not isinstance(item, str):  # a Biopython SeqRecord
+            if raw is item and hasattr(item, "seq"):  # a Biopython SeqRecord
                 raw = str(item.seq)
             if not isinstance(raw, str):
                 raise UserError(f"sequence {number}: expected a string, got {type(raw).__name__}")
