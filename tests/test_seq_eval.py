@@ -209,7 +209,9 @@ def test_seq_eval_end_to_end(tmp_path, small_reference, capsys):
         )
         == 0
     )
-    assert "seq-eval" in capsys.readouterr().out
+    printed = capsys.readouterr().out.splitlines()  # off a terminal: plain rows, one a design
+    assert printed[0] == f"seq-eval: {out}"
+    assert any(line.startswith("copy_a ") and records[3].id in line for line in printed)
 
     frame = pd.read_csv(out / "results.csv", dtype={"id": str, "nearest_id": str})
     assert list(frame.columns) == [

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from protein_sedd.commands.options import Device, Threads
@@ -54,6 +53,7 @@ def evaluate(
     """Held-out -log p(x) in nats/sequence and bits/residue: the ELBO bound (SEDD) or exact NLL (model=ar)."""
     from protein_sedd.api import load
     from protein_sedd.evaluation import likelihood_report as report_
+    from protein_sedd.evaluation.reports import print_tables
 
     report_.check_evaluation_settings(fasta, dataset, split, t_samples, batch_size, seed)
     report_.check_outputs(json_out, csv_out, [fasta], overwrite)
@@ -70,5 +70,5 @@ def evaluate(
     for key in report_.SHOWN_KEYS:
         value = report[key]
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    Console().print(table)
+    print_tables(table)
     report_.write_outputs(report, json_out, csv_out)

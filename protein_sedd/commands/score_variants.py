@@ -58,6 +58,7 @@ def score_variants(
 
     from protein_sedd.api import load
     from protein_sedd.evaluation import variant_report as report_
+    from protein_sedd.evaluation.reports import print_tables
     from protein_sedd.evaluation.variants import (
         VariantSet,
         check_variant_settings,
@@ -94,5 +95,5 @@ def score_variants(
     shown.add_column("value", justify="right")
     for row in report_.summary_rows(report):
         shown.add_row(*row)
-    Console().print(shown)
+    print_tables(shown)
     log_line(Console(), f"wrote {out} and {report_.summary_path(out)}")

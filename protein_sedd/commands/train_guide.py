@@ -93,6 +93,8 @@ def train_guide(
 
 
 def _print_report(guide, out: Path) -> None:
+    from protein_sedd.evaluation.reports import print_tables
+
     training = guide.record["training"]
     table = Table(title=f"train-guide: {guide.task}")
     table.add_column("metric")
@@ -105,7 +107,7 @@ def _print_report(guide, out: Path) -> None:
     for key, value in (training["valid"] or {}).items():
         if key != "n":
             table.add_row(f"held out: {key.replace('_', ' ')}", f"{value:.3f}")
-    Console().print(table)
+    print_tables(table)
     log_line(Console(), f"wrote {out}")
     if training["valid"] is None:
         Console(stderr=True).print("note: --valid-fraction 0 held nothing out; the guide is unmeasured")

@@ -107,7 +107,31 @@ def rows_table(title: str, frame: pd.DataFrame, columns: Sequence[str]) -> Table
     return table
 
 
-def print_tables(*tables: Table) -> None:
-    console = Console()
+def print_tables(*tables: Table, console: Console | None = None) -> None:
+    """rich tables on a terminal; anywhere else (a log file, a pipe) plain rows, one line a row, never
+    wrapped: rich lays a table out at 80 columns off a terminal and folds long ids across lines."""
+    console = console or Console()
     for table in tables:
-        console.print(table)
+        if console.is_terminal:
+            console.print(table)
+        else:
+            console.print(plain_table(table), markup=False, highlight=False, soft_wrap=True)
+
+
+def plain_table(table: Table) -> str:
+    """A table as text: its title, then rows of cells padded to their column's width (right-aligned
+    where the column is), two spaces apart, the header first where the table shows one."""
+    columns = table.columns
+    rows = [[str(cell) for cell in column.cells] for column in columns]
+    lines = list(zip(*rows, strict=True)) if rows else []
+    if table.show_header:
+        lines.insert(0, tuple(str(column.header) for column in columns))
+    widths = [max((len(line[i]) for line in lines), default=0) for i in range(len(columns))]
+    text = [str(table.title)] if table.title else []
+    for line in lines:
+        cells = [
+            cell.rjust(width) if column.justify == "right" else cell.ljust(width)
+            for cell, width, column in zip(line, widths, columns, strict=True)
+        ]
+        text.append("  ".join(cells).rstrip())
+    return "\n".join(text)
