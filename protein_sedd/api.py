@@ -76,6 +76,7 @@ class ProteinSEDD(TrainedModel):
         temperature: float = 1.0,
         top_p: float = 1.0,
         cache: bool = True,
+        precision: str = "auto",
         progress: bool = True,
         ranks: Distributed | None = None,
         guide=None,
@@ -92,7 +93,9 @@ class ProteinSEDD(TrainedModel):
         `sampler`: 'events' (default) visits only the steps where positions unmask, for the analytic
         predictor of time-independent absorbing models (elsewhere the step loop runs); 'steps' always runs
         the step loop: the same distribution, different draws. `temperature` (1.0 = the model) and `top_p`
-        (1.0 = every residue) reshape the denoising distribution (absorbing-graph models).
+        (1.0 = every residue) reshape the denoising distribution (absorbing-graph models). `precision`:
+        what the network computes in, 'auto' (bf16 on GPUs and on CPUs with AMX or AVX512-BF16, else fp32),
+        'bf16' or 'fp32'; the same seed gives other designs in each.
         `guide` (a guide from `train_guide`/`load_guide`, or its folder) steers the designs toward `target`
         (a class of the guide, or a value): the unmasking rates times the guide's likelihood ratios to the
         power `guide_scale` (protein_sedd/guidance/reweighting.py); guided designs take the step loop, and
@@ -104,7 +107,9 @@ class ProteinSEDD(TrainedModel):
         from protein_sedd.guidance.reweighting import Guidance
 
         request = DesignRequest(n, length, length_range, template, fix, redesign, lengths)
-        settings = DesignSettings(steps, seed, batch_size, predictor, sampler, temperature, top_p, cache)
+        settings = DesignSettings(
+            steps, seed, batch_size, predictor, sampler, temperature, top_p, cache, precision
+        )
         guidance = Guidance(guide, target, guide_scale)
         return design(self, request, settings, guidance, ranks, progress)
 

@@ -301,8 +301,10 @@ def _design(tmp_path: Path, run_dir: Path, *args, name="designs.fasta", capsys=N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("predictor", ["analytic", "euler"])
-def test_designs_match_the_training_distribution(synthetic_run, tmp_path, capsys, predictor):
+@pytest.mark.parametrize(
+    "predictor, precision", [("analytic", "fp32"), ("analytic", "bf16"), ("euler", "fp32"), ("euler", "bf16")]
+)
+def test_designs_match_the_training_distribution(synthetic_run, tmp_path, capsys, predictor, precision):
     code, out, err = _design(
         tmp_path,
         synthetic_run,
@@ -316,6 +318,8 @@ def test_designs_match_the_training_distribution(synthetic_run, tmp_path, capsys
         3000,
         "--predictor",
         predictor,
+        "--precision",
+        precision,
         capsys=capsys,
     )
     assert code == 0, err
@@ -324,7 +328,8 @@ def test_designs_match_the_training_distribution(synthetic_run, tmp_path, capsys
     assert total_variation([r.sequence for r in records]) < 0.08
     sampler = "events" if predictor == "analytic" else "steps"  # euler falls back to the step loop
     assert re.fullmatch(
-        rf"design_0001 length=8 steps=64 seed=0 predictor={predictor} checkpoint=run sampler={sampler}",
+        rf"design_0001 length=8 steps=64 seed=0 predictor={predictor} checkpoint=run sampler={sampler} "
+        rf"precision={precision}",
         records[0].description,
     )
 

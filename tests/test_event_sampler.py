@@ -18,6 +18,7 @@ from protein_sedd.diffusion.sampling import event_sampler_applies, sample, sigma
 from protein_sedd.diffusion.sampling_controls import SamplingControls, check_sampling_controls
 from protein_sedd.errors import UserError
 from protein_sedd.io.fasta import read_fasta
+from protein_sedd.runtime.precision import resolve_precision
 
 from .conftest import run_cli
 from .test_design import (  # noqa: F401  (_one_thread: the autouse fixture applies here too)
@@ -30,6 +31,8 @@ from .test_design import (  # noqa: F401  (_one_thread: the autouse fixture appl
     _Config,
     _one_thread,
 )
+
+AUTO = resolve_precision("auto", torch.device("cpu"))  # what designs compute in here: bf16 or fp32
 
 
 def support_frequencies(sequences: list[str]) -> dict[str, float]:
@@ -257,11 +260,11 @@ def test_design_headers_record_the_sampler_and_controls(tmp_path, capsys):
     assert code == 0, err
     assert "sampler events temperature=0.8 top_p=0.95" in err
     for record in read_fasta(out):
-        assert record.description.endswith("sampler=events temperature=0.8 top_p=0.95"), record.description
+        assert record.description.endswith(f"sampler=events precision={AUTO} temperature=0.8 top_p=0.95")
     code, _, err = run_cli([*args, "--sampler", "steps"], capsys)  # replaces its own earlier designs
     assert code == 0, err
     assert "sampler steps, cache on" in err
-    assert all(r.description.endswith("checkpoint=acyp-tiny sampler=steps") for r in read_fasta(out))
+    assert all(r.description.endswith(f"acyp-tiny sampler=steps precision={AUTO}") for r in read_fasta(out))
 
 
 def test_the_python_api_names_its_own_arguments_and_records_the_sampler():
@@ -273,5 +276,5 @@ def test_the_python_api_names_its_own_arguments_and_records_the_sampler():
     with pytest.raises(UserError, match=r"^sampler 'leap': choose events or steps"):
         model.design(2, sampler="leap", progress=False)
     designs = model.design(2, steps=8, length=12, top_p=0.9, progress=False)
-    assert designs[0].header.endswith("checkpoint=acyp-tiny sampler=events top_p=0.9")
+    assert designs[0].header.endswith(f"checkpoint=acyp-tiny sampler=events precision={AUTO} top_p=0.9")
     assert designs.network_passes <= 2 * 9  # at most one pass per sequence and step (8 + the denoise)

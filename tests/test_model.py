@@ -123,3 +123,42 @@ def test_training_after_sampling_the_same_model():
     loss = model(tokens, torch.rand(2)).logsumexp(-1).mean()
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.blocks[0].parameters())
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("time_conditioning", [False, True])
+def test_logits_at_some_positions_equal_the_whole_forward_there(causal, time_conditioning):
+    config = _config("tiny")
+    config.causal, config.time_conditioning = causal, time_conditioning
+    model = _randomised(config)
+    generator = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, 23, (5, 40), generator=generator)
+    sigma, lengths = torch.rand(5, generator=generator), torch.tensor([40, 33, 20, 40, 7])
+    rows = torch.tensor([0, 0, 1, 2, 3, 4, 4])  # several positions in a row, one row left out
+    cols = torch.tensor([0, 39, 32, 5, 17, 0, 6])  # first and last real positions
+    with torch.no_grad():
+        whole = model(tokens, sigma, lengths)[rows, cols]
+        some = model.logits_at(tokens, sigma, lengths, rows, cols)
+        unpadded = model.logits_at(tokens[:1], sigma[:1], None, torch.tensor([0, 0]), torch.tensor([3, 39]))
+    assert some.shape == (7, 23) and some.dtype == torch.float32
+    torch.testing.assert_close(some, whole, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(unpadded, model(tokens[:1], sigma[:1])[0, [3, 39]], rtol=1e-5, atol=1e-5)
+    assert float(whole.abs().max()) > 0.1  # not a zero network
+
+
+def test_tanh_gelu_is_torchs_approximation_and_erf_gelu_in_bf16():
+    from protein_sedd.model.ddit import TanhGELU
+
+    gelu, x = TanhGELU(), torch.linspace(-10, 10, 20001)
+    reference = torch.nn.functional.gelu(x, approximate="tanh")
+    with torch.no_grad():
+        torch.testing.assert_close(gelu(x), reference, rtol=0, atol=1e-6)
+        bf16 = gelu(x.bfloat16())
+    assert bf16.dtype == torch.bfloat16
+    torch.testing.assert_close(bf16, torch.nn.functional.gelu(x.bfloat16()), rtol=0, atol=0)
+    assert float((bf16.float() - reference).abs().max()) < 0.07  # bf16 rounding at |x| = 10
+    trained = x.clone().requires_grad_()
+    gelu(trained).sum().backward()  # training takes torch's kernel, and its gradient
+    expected = x.clone().requires_grad_()
+    torch.nn.functional.gelu(expected, approximate="tanh").sum().backward()
+    torch.testing.assert_close(trained.grad, expected.grad, rtol=0, atol=0)

@@ -181,8 +181,8 @@ def test_progress_line_and_durations_by_hand():
 
 def test_the_entry_point_calms_openmp_before_torch_loads_unless_told_otherwise():
     environ = {}
-    assert devices.calm_openmp(environ) == devices.SPIN_COUNT == "1000"
-    assert environ == {"GOMP_SPINCOUNT": "1000"}
+    assert devices.calm_openmp(environ) == devices.SPIN_COUNT == "3000"
+    assert environ == {"GOMP_SPINCOUNT": "3000"}
     chosen = ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "300000"}, {"PROTEIN_SEDD_OPENMP": "off"})
     for given in chosen:
         environ = dict(given)
@@ -204,4 +204,4 @@ def test_a_command_started_from_the_shell_runs_with_the_calm_spin_count(tmp_path
     environment = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     done = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1000"
+    assert done.stdout.strip() == "3000"

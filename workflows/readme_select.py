@@ -87,7 +87,19 @@ def main() -> None:
         if not fasta.exists():
             step(
                 "design",
-                ["design", "--n", "300", "--steps", "1024", "--threads", "1", "--out", str(fasta)],
+                [
+                    "design",
+                    "--n",
+                    "300",
+                    "--steps",
+                    "1024",
+                    "--threads",
+                    "1",
+                    "--precision",
+                    "fp32",
+                    "--out",
+                    str(fasta),
+                ],  # fmt: skip
                 log,
             )
         if not (work / "se" / "summary.json").exists():

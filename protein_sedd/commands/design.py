@@ -77,6 +77,12 @@ def design(
         "larger: sharper; 0: no guidance, the unguided designs exactly).",
     ),
     device: Device = "auto",
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help="What the network computes in: auto (bf16 on GPUs and on CPUs with AMX or AVX512-BF16, else "
+        "fp32), bf16 or fp32. The same seed gives other designs in each (from the same distribution).",
+    ),
     threads: Threads = 0,
     length: int = typer.Option(None, "--length", help="Design sequences of exactly this length."),
     length_range: str = typer.Option(
@@ -121,7 +127,9 @@ def design(
     from protein_sedd.guidance.reweighting import Guidance
     from protein_sedd.runtime.distributed import check_devices, distributed
 
-    settings = DesignSettings(steps, seed, batch_size, predictor, sampler, temperature, top_p, cache)
+    settings = DesignSettings(
+        steps, seed, batch_size, predictor, sampler, temperature, top_p, cache, precision
+    )
     _check_out(out)
     request = DesignRequest(n, length, length_range, template, fix, redesign)  # reads --template, --fix
     check_output_file(

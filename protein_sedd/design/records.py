@@ -1,6 +1,7 @@
 """The designs of one call: one `Design` record per sequence, its FASTA header, and the file they make.
 
-    >design_0001 length=104 steps=1024 seed=0 predictor=analytic checkpoint=acyp-tiny sampler=events
+    >design_0001 length=104 steps=1024 seed=0 predictor=analytic checkpoint=acyp-tiny
+        sampler=events precision=bf16                                                 (on one line)
 
 Infilling adds ' source=ID redesign=10-30 designed=21', sampling controls ' temperature=T top_p=P' (where
 not 1) and guidance ' guide=NAME target=T guide_scale=G'. `is_design_fasta` recognises a file of such
@@ -33,7 +34,7 @@ class Design:
     predictor: str
     checkpoint: str  # the model's name
     note: str = ""  # infilling: ' source=ID redesign=10-30 designed=21' (empty for free design)
-    sampling: str = ""  # ' sampler=events', then ' temperature=T top_p=P' where not 1
+    sampling: str = ""  # ' sampler=events precision=bf16', then ' temperature=T top_p=P' where not 1
 
     @property
     def header(self) -> str:

@@ -19,6 +19,7 @@ from protein_sedd.design.request import DesignRequest
 from protein_sedd.design.settings import DesignSettings
 from protein_sedd.diffusion.sampling import in_input_order, sample_batches
 from protein_sedd.runtime.distributed import Distributed
+from protein_sedd.runtime.precision import resolve_precision
 
 
 class DesignRun:
@@ -30,6 +31,7 @@ class DesignRun:
         self.model, self.request, self.settings = model, request, settings
         self.rates = guidance.rates(model) if guidance is not None else None
         self.sampler, self.cached = settings.for_model(model, guided=self.rates is not None)
+        self.precision = resolve_precision(settings.precision, model.device)
         # length mistakes show before any work
         self.starts, self.note = request.starts(model.length_prior, settings.seed)
         model.representation.check_starts(self.starts)  # focus_columns: each a row over its columns
@@ -45,7 +47,8 @@ class DesignRun:
         )
         lines = [
             f"design: {n} designs, {settings.steps} steps, predictor {settings.predictor}, "
-            f"{self._sampler_note(spell)}{settings.controls.note()}, {guide}device {model.device.type}, "
+            f"{self._sampler_note(spell)}{settings.controls.note()}, {guide}"
+            f"device {model.device.type} ({self.precision}), "
             f"{n_threads} CPU thread{'s' * (n_threads > 1)}"
             f"{_ranks_note(world_size, math.ceil(n / settings.batch_size), spell)}, checkpoint {model.path}"
         ]
@@ -92,14 +95,16 @@ class DesignRun:
                     model.network, model.graph, model.noise, starts, steps=settings.steps, seed=settings.seed,
                     predictor=settings.predictor, cache=settings.cache, batch_size=settings.batch_size,
                     runs_batch=ranks.owns, on_step=advance, sampler=self.sampler, controls=settings.controls,
-                    guide=rates,
+                    guide=rates, precision=self.precision,
                 )
             )  # fmt: skip
         gathered = ranks.gather(designed)
         if gathered is None:
             return Designs()  # not rank 0: rank 0 holds the designs
         sequences, network_passes = in_input_order([b for part in gathered for b in part], len(starts))
-        sampling = f" sampler={self.sampler}{settings.controls.note()}" + (rates.note() if rates else "")
+        sampling = f" sampler={self.sampler} precision={self.precision}{settings.controls.note()}" + (
+            rates.note() if rates else ""
+        )
         protein, row_note = model.representation.protein, model.representation.row_note
         records = [(protein(s), f"{self.note}{row_note(s)}") for s in sequences]
         designs = Designs(

@@ -1,12 +1,14 @@
 """How to design: the sampling settings of one design call, checked once, when they are made.
 
-    DesignSettings(steps=256, seed=0, batch_size=64, sampler="steps", temperature=0.8)
+    DesignSettings(steps=256, seed=0, batch_size=64, sampler="steps", temperature=0.8, precision="fp32")
 
 `steps` tau-leaping steps from t = 1 to t_end, then a final denoise; `seed` with `batch_size` fixes the
 draws (same seed, device and batch size: same designs); `predictor` 'analytic' (Tweedie) or 'euler';
 `sampler` 'events' (visit only the steps where positions unmask, where that applies) or 'steps' (the step
 loop always); `temperature` and `top_p` reshape the denoising distribution (sampling_controls.py); `cache`
-lets the step loop re-run the network only on rows whose tokens changed. A mistake names the parameter
+lets the step loop re-run the network only on rows whose tokens changed; `precision` is what the network
+computes in: 'auto' (bf16 where the device multiplies it natively), 'bf16' or 'fp32'
+(runtime/precision.py; the same seed gives other draws in each). A mistake names the parameter
 (`UserError.field`); what depends on the model (which sampler runs, whether controls apply) is `for_model`.
 """
 
@@ -19,6 +21,7 @@ from protein_sedd.diffusion.sampling import SAMPLERS, cache_applies, sampler_tha
 from protein_sedd.diffusion.sampling_controls import SamplingControls, check_sampling_controls
 from protein_sedd.diffusion.transitions import PREDICTORS
 from protein_sedd.errors import UserError
+from protein_sedd.runtime.precision import check_precision
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class DesignSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     cache: bool = True
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 1, MAX_SAMPLING_STEPS)
@@ -45,6 +49,7 @@ class DesignSettings:
         if not isinstance(self.cache, bool):
             raise UserError(f"{{cache}} {self.cache!r}: must be True or False", field="cache")
         check_sampling_controls(self.temperature, self.top_p)
+        check_precision(self.precision)
 
     @property
     def controls(self) -> SamplingControls:

@@ -23,7 +23,6 @@ score over the real tokens, keeping its total, in both samplers.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.diffusion.categorical import uniforms
 from protein_sedd.diffusion.event_sampling import sample_events
 from protein_sedd.diffusion.sampling_controls import SamplingControls
+from protein_sedd.runtime.precision import network_autocast, network_for, resolve_precision
 
 
 @dataclass
@@ -74,14 +74,13 @@ class Sampler:
 
 
 def _run_events(model, graph, x, lengths, sigmas, sizes, *, predictor, controls, cache, guide, generator,
-                on_step):  # fmt: skip
-    return sample_events(model, graph, x, lengths, sigmas, controls, generator, on_step)
+                on_step, precision):  # fmt: skip
+    return sample_events(model, graph, x, lengths, sigmas, controls, generator, on_step, precision)
 
 
-def _run_steps(
-    model, graph, x, lengths, sigmas, sizes, *, predictor, controls, cache, guide, generator, on_step
-):
-    scores = NetworkScores(model, graph, x, lengths, cache, controls)
+def _run_steps(model, graph, x, lengths, sigmas, sizes, *, predictor, controls, cache, guide, generator,
+               on_step, precision):  # fmt: skip
+    scores = NetworkScores(model, graph, x, lengths, cache, controls, precision)
     if guide is not None:
         scores = guide.steer(scores)  # the guide runs every step; the network's cache still holds
     return step_loop(scores, graph, x, sigmas, sizes, predictor, generator, on_step), scores.rows_run
@@ -135,14 +134,19 @@ class NetworkScores:
     """
 
     def __init__(
-        self, model, graph, x: torch.Tensor, lengths: torch.Tensor, cache: bool, controls: SamplingControls
+        self,
+        model,
+        graph,
+        x: torch.Tensor,
+        lengths: torch.Tensor,
+        cache: bool,
+        controls: SamplingControls,
+        precision: str = "fp32",
     ):
         self.model, self.graph, self.lengths, self.controls = model, graph, lengths, controls
         self.time_independent = cache_applies(model, graph)
         self.cache = cache and self.time_independent
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if x.is_cuda else contextlib.nullcontext()
-        )
+        self.device, self.precision = x.device, precision
         self.rows_run = 0
         if self.time_independent:
             self.probs = torch.zeros(*x.shape, graph.n, dtype=torch.float64, device=x.device)
@@ -150,7 +154,7 @@ class NetworkScores:
 
     def _logits(self, tokens: torch.Tensor, sigma_bar: float, lengths: torch.Tensor) -> torch.Tensor:
         sigma = torch.full((tokens.shape[0],), sigma_bar, device=tokens.device)
-        with self.autocast:
+        with network_autocast(self.device, self.precision):
             return self.model(tokens, sigma, lengths)
 
     def __call__(self, x: torch.Tensor, sigma_bar: float, active: torch.Tensor) -> torch.Tensor:
@@ -258,12 +262,14 @@ def sample_batches(
     runs_batch: Callable[[int], bool] = lambda batch: True,
     on_step: Callable[[], None] | None = None,
     guide=None,
+    precision: str = "auto",
 ) -> Iterator[DesignedBatch]:
     """Design the batches of `plan_batches(starts, batch_size)` that `runs_batch` picks, one at a time.
 
     `sampler`: "events" (where `event_sampler_applies`, else the step loop) or "steps" (the step loop).
     `guide`: None, or guided rates (protein_sedd.guidance.reweighting.GuidedRates) that reweight the step
-    loop's scores; absorbing graph only.
+    loop's scores; absorbing graph only. `precision`: what the network computes in (auto, bf16 or fp32;
+    runtime/precision.py); the guide and the draws are not affected.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}")
@@ -272,6 +278,8 @@ def sample_batches(
     if not graph.has_mask and not controls.is_model:
         raise ValueError("temperature and top-p reshape the absorbing graph's denoising distribution")
     device = next(model.parameters()).device
+    precision = resolve_precision(precision, device)
+    network = network_for(model, precision)
     sigmas, sizes = sigma_grid(noise, steps), step_sizes(noise, steps, predictor)
     run = SAMPLERS[sampler_that_runs(model, graph, predictor, sampler, guide is not None)].run
     step_callback = on_step or (lambda: None)
@@ -281,8 +289,8 @@ def sample_batches(
         x, lengths = _pad_batch([starts[i] for i in batch], graph.pad_index, device)
         generator = batch_generator(seed, number, device)
         x, rows_run = run(
-            model, graph, x, lengths, sigmas, sizes, predictor=predictor, controls=controls, cache=cache,
-            guide=guide, generator=generator, on_step=step_callback,
+            network, graph, x, lengths, sigmas, sizes, predictor=predictor, controls=controls, cache=cache,
+            guide=guide, generator=generator, on_step=step_callback, precision=precision,
         )  # fmt: skip
         x = x.cpu()
         if bool((x == graph.mask_index).any()):
@@ -295,8 +303,9 @@ def sample(model, graph, noise, starts: list[torch.Tensor], **options) -> Sample
     """Design one sequence per start row (mask token = position to design), in input order.
 
     `options` are `sample_batches`' keywords (steps, seed, predictor, sampler, controls, cache, batch_size,
-    on_step, guide). Memory is bounded by `batch_size` whatever the number of starts. With the same seed,
-    device, batch size and sampler the output is repeatable, and the cache never changes it.
+    on_step, guide, precision). Memory is bounded by `batch_size` whatever the number of starts. With the
+    same seed, device, precision, batch size and sampler the output is repeatable, and the cache never
+    changes it.
     """
     batches = sample_batches(model, graph, noise, starts, **options)
     sequences, rows_run = in_input_order(list(batches), len(starts))

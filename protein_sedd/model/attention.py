@@ -56,3 +56,15 @@ def attention(q, k, v, lengths: torch.Tensor | None, causal: bool = False) -> to
     if lengths is not None and flash_attn_available(q):
         return flash_varlen_attention(q, k, v, lengths, causal)
     return sdpa_attention(q, k, v, lengths, causal)
+
+
+def attention_at(q, k, v, rows: torch.Tensor, lengths: torch.Tensor, causal: bool, cols: torch.Tensor):
+    """Single queries q [E, 1, heads, dim] (query e: row rows[e], position cols[e]) against their rows'
+    keys and values k, v [B, L, heads, dim], real positions only (up to cols[e] if causal) -> q's shape."""
+    length = k.shape[1]
+    positions = torch.arange(length, device=q.device)
+    limit = lengths[rows] if not causal else torch.minimum(lengths[rows], cols + 1)
+    mask = (positions[None, :] < limit[:, None])[:, None, None, :]  # [E, 1, 1, L]
+    k, v = (t[rows].transpose(1, 2) for t in (k, v))  # [E, heads, L, dim]
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, attn_mask=mask)
+    return out.transpose(1, 2)

@@ -62,7 +62,10 @@ def default_threads(ranks: int | None = None) -> int:
 
 # GNU OpenMP (torch's CPU threads) lets an idle thread spin this many times before it sleeps; see
 # `calm_openmp`. The library's own default is 300,000, which starves a second process on the same cores.
-SPIN_COUNT = "1000"
+# Measured with `design --n 64 --steps 256` on 2 cores (workflows/benchmarks/threads.py): alone / two at
+# once, 300,000: 7.9 s / 93.7 s; 10,000: 7.9 / 25.5; 3,000: 8.5 / 15.4; 1,000: 11.2 / 13.1 (a fast
+# network's short regions pay a wake-up each; 1,000 was chosen before the design pass ran in bf16).
+SPIN_COUNT = "3000"
 
 
 def calm_openmp(environ=os.environ) -> str | None:

@@ -57,6 +57,9 @@ TRAIN = [
     "trainer.val_t_samples=2",
 ]
 CPU = ["--device", "cpu", "--threads", "1"]
+# designs in fp32: bf16's rounding of a product depends on the CPU's kernels (AMX, AVX512-BF16, emulated),
+# and a flipped rounding can flip a draw, so fp32 designs are what match across machine kinds
+DESIGN = [*CPU, "--precision", "fp32"]
 TIMING_COLUMNS = {"tokens_per_s", "elapsed_s", "seconds"}
 
 
@@ -150,7 +153,7 @@ def designs(out: Outputs, work: Path) -> None:
     """Every kind of design request from the bundled model, through the command."""
     fix = work / "fix.fasta"
     fix.write_text(f">src some description\n{FIX}\n")
-    common = ["design", "--n", 5, "--steps", 40, "--seed", 3, "--batch-size", 2, *CPU]
+    common = ["design", "--n", 5, "--steps", 40, "--seed", 3, "--batch-size", 2, *DESIGN]
     kinds = {
         "free_events": [],
         "free_steps": ["--sampler", "steps"],
@@ -173,11 +176,20 @@ def api(out: Outputs, work: Path) -> None:
     import protein_sedd
 
     model = protein_sedd.load("acyp-tiny", "cpu")
-    made = model.design(5, steps=40, seed=3, batch_size=2, progress=False)
+    made = model.design(5, steps=40, seed=3, batch_size=2, progress=False, precision="fp32")
     out.text("api_design_free_events.fasta", "".join(f">{d.header}\n{d.sequence}\n" for d in made))
-    made = model.design(3, steps=24, seed=5, lengths=[12, 30, 21], sampler="steps", top_p=0.8, progress=False)
+    made = model.design(
+        3,
+        steps=24,
+        seed=5,
+        lengths=[12, 30, 21],
+        sampler="steps",
+        top_p=0.8,
+        progress=False,
+        precision="fp32",
+    )
     out.text("api_design_lengths.fasta", "".join(f">{d.header}\n{d.sequence}\n" for d in made))
-    made = model.design(4, steps=24, seed=1, fix=FIX, redesign="1-10", progress=False)
+    made = model.design(4, steps=24, seed=1, fix=FIX, redesign="1-10", progress=False, precision="fp32")
     out.text("api_design_fix.fasta", "".join(f">{d.header}\n{d.sequence}\n" for d in made))
     scores = model.score([WILD_TYPE, FIX, WILD_TYPE[:30]], t_samples=4, seed=2, batch_size=2)
     out.text("api_score.csv", scores.to_csv(index=False, float_format="%.10g"))
@@ -252,7 +264,7 @@ def training(out: Outputs, work: Path) -> None:
         out.json(f"train_{name}_evaluate.json", work / f"{name}.json")
         if name != "ar":
             path = work / f"{name}.fasta"
-            cli("design", "--checkpoint", run, "--n", 4, "--steps", 16, "--seed", 2, "--out", path, *CPU)
+            cli("design", "--checkpoint", run, "--n", 4, "--steps", 16, "--seed", 2, "--out", path, *DESIGN)
             out.file(f"train_{name}_design.fasta", path)
     resumed = work / "run-resumed"
     cli("train", "--fasta", fasta, "--max-steps", 3, "--out", resumed, *CPU, *TRAIN, *MINI)
@@ -278,7 +290,7 @@ def guided(out: Outputs, work: Path) -> None:
     for scale in (2, 0):
         path = work / f"guided-{scale}.fasta"
         cli("design", "--guide", guide, "--target", 1, "--guide-scale", scale, "--n", 3, "--steps", 16,
-            "--length", 30, "--seed", 4, "--out", path, *CPU)  # fmt: skip
+            "--length", 30, "--seed", 4, "--out", path, *DESIGN)  # fmt: skip
         out.file(f"design_guided_scale{scale}.fasta", path)
 
 
@@ -293,7 +305,7 @@ def focus_columns(out: Outputs, work: Path) -> None:
         "data.representation=focus_columns", "model.max_length=12")  # fmt: skip
     _run_outputs(out, "columns", run)
     path = work / "columns.fasta"
-    cli("design", "--checkpoint", run, "--n", 4, "--steps", 16, "--seed", 2, "--out", path, *CPU)
+    cli("design", "--checkpoint", run, "--n", 4, "--steps", 16, "--seed", 2, "--out", path, *DESIGN)
     out.file("columns_design.fasta", path)
     wildtype = work / "focus.fasta"
     wildtype.write_text(">focus\nMKVLAGHEWR\n")

@@ -37,11 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 from protein_sedd.config.compose import config_dir  # noqa: E402
 from protein_sedd.data.alphabet import ALPHABET  # noqa: E402
 from protein_sedd.design.request import masked_starts  # noqa: E402
+from protein_sedd.diffusion import event_sampling  # noqa: E402
 from protein_sedd.diffusion.graph import build_graph  # noqa: E402
 from protein_sedd.diffusion.noise import LogLinearNoise, build_noise  # noqa: E402
 from protein_sedd.diffusion.sampling import sample  # noqa: E402
 from protein_sedd.model import DDiT, DDiTConfig  # noqa: E402
 from protein_sedd.runtime.devices import default_threads  # noqa: E402
+from protein_sedd.runtime.precision import resolve_precision  # noqa: E402
 
 
 def random_tiny_model() -> DDiT:
@@ -75,18 +77,25 @@ class ForwardTimer:
     """Wraps a model's forward to sum the wall-clock and CPU time spent inside it."""
 
     def __init__(self, model, device: torch.device):
-        self.model, self.device, self.forward = model, device, model.forward
+        self.model, self.device = model, device
         self.wall = self.cpu = 0.0
-        model.forward = self
+        # the step loop calls forward, the event sampler logits_at; patched on the class, so that the bf16
+        # copy the sampler runs (runtime/precision.network_for) is timed too
+        for name in ("forward", "logits_at"):
+            if hasattr(type(model), name):
+                setattr(type(model), name, self.timed(getattr(type(model), name)))
 
-    def __call__(self, *args, **kwargs):
-        self.sync()
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = self.forward(*args, **kwargs)
-        self.sync()
-        self.wall += time.perf_counter() - wall
-        self.cpu += time.process_time() - cpu
-        return out
+    def timed(self, method):
+        def call(*args, **kwargs):
+            self.sync()
+            wall, cpu = time.perf_counter(), time.process_time()
+            out = method(*args, **kwargs)
+            self.sync()
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
+            return out
+
+        return call
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -114,7 +123,7 @@ def timed_run(model, graph, noise, args, lengths, device, timer: ForwardTimer, r
     wall, cpu = time.perf_counter(), time.process_time()
     result = sample(
         model, graph, noise, masked_starts(lengths), steps=args.steps, seed=args.seed,
-        batch_size=args.batch_size, **RUNS[run],
+        batch_size=args.batch_size, precision=args.precision, **RUNS[run],
     )  # fmt: skip
     timer.sync()
     return result, time.perf_counter() - wall, time.process_time() - cpu
@@ -137,7 +146,15 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: as the CLI's; 1 on a busy CPU)"
     )
+    parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32 (as `design --precision`)")
+    calls = event_sampling.CPU_TOKENS_PER_CALL
+    parser.add_argument(
+        "--tokens-per-call", type=int, default=None,
+        help=f"the event sampler's CPU call size (default, by precision: {calls})",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.tokens_per_call:
+        event_sampling.CPU_TOKENS_PER_CALL = dict.fromkeys(("fp32", "bf16"), args.tokens_per_call)
     runs = args.runs.split(",")
     if unknown := [r for r in runs if r not in RUNS]:
         parser.error(f"--runs: unknown {unknown}; choose from {', '.join(RUNS)}")
@@ -179,7 +196,9 @@ def main() -> None:
             same = results["cached"][0].sequences == results["uncached"][0].sequences
             console.print(f"{name}: cached and uncached designs identical: {'yes' if same else 'NO'}")
     console.print(table)
-    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    precision = ", ".join(f"{d} {resolve_precision(args.precision, torch.device(d))}" for d in devices)
+    calls = f"tokens per CPU call {event_sampling.CPU_TOKENS_PER_CALL}"
+    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {precision}, {calls}")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
     "default": {},
     "unset": {"PROTEIN_SEDD_OPENMP": "off"},
+    "spin=30000": {"GOMP_SPINCOUNT": "30000"},
     "spin=10000": {"GOMP_SPINCOUNT": "10000"},
     "spin=1000": {"GOMP_SPINCOUNT": "1000"},
     "spin=3000": {"GOMP_SPINCOUNT": "3000"},
+    "spin=5000": {"GOMP_SPINCOUNT": "5000"},
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "threads=1": {"ARGS": "--threads 1"},  # one torch thread: nothing to spin for
 }
