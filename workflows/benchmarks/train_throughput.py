@@ -2,8 +2,9 @@
 
     python workflows/benchmarks/train_throughput.py [--models tiny small medium] [--steps 5] [--device auto]
 
-On CUDA it also runs bf16 autocast with each attention kernel (SDPA; flash-attn varlen when installed) and
-reports model FLOPs utilisation against --peak-tflops (H100 SXM dense bf16: 989).
+On CUDA it runs bf16 autocast with each attention kernel (SDPA; flash-attn varlen when installed) and reports
+model FLOPs utilisation against --peak-tflops (H100 SXM dense bf16: 989); on a CPU fp32, or what
+--cpu-precisions lists (`fp32,bf16`: bf16 autocast too, as `trainer.precision=bf16`).
 """
 
 from __future__ import annotations
@@ -69,10 +70,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: as the CLI's)")
     parser.add_argument("--peak-tflops", type=float, default=989.0)
+    parser.add_argument(
+        "--cpu-precisions", default="fp32", help="on a CPU: fp32, bf16 (autocast) or fp32,bf16 (both)"
+    )
     args = parser.parse_args()
     device = select_device(args.device)
     torch.set_num_threads(args.threads or default_threads())
-    variants = [("fp32", False, "sdpa")]
+    variants = [(p, p == "bf16", "sdpa") for p in args.cpu_precisions.split(",")]
     if device.type == "cuda":
         variants = [("bf16", True, "sdpa")]
         if attention_module.flash_attn_varlen_func is not None:
