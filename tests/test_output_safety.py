@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from protein_sedd.errors import UserError
 from protein_sedd.io.outputs import OutputFolder
 from protein_sedd.model.sources import bundled_checkpoint
 from tests.conftest import SYNTHETIC_TRAIN_ARGS, run_cli, write_synthetic_fasta
@@ -216,17 +217,45 @@ def test_disk_full_while_writing_designs_leaves_no_temporary_file(tmp_path, caps
 # -- the ownership record ------------------------------------------------------------------------------
 
 
-def test_a_tampered_owner_record_cannot_reach_outside_the_folder(tmp_path):
-    outside = tmp_path / "precious.txt"
-    outside.write_text("data")
+@pytest.mark.parametrize(
+    "tampered", ["../precious.txt", "ABSOLUTE", "linkdir/precious.txt", ".", ".protein-sedd", 7, "a\\b"]
+)
+def test_a_tampered_owner_record_is_refused_whole_and_removes_nothing(tmp_path, tampered):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("data")
+    (tmp_path / "precious.txt").write_text("data")
     folder = OutputFolder(tmp_path / "out", "seq-eval", "--out-dir")
     with folder:
         folder.record(["results.csv"])
-    owner = folder.state_dir / "owner.json"
-    owner.write_text(
-        json.dumps({"command": "seq-eval", "files": ["../precious.txt", str(outside), "results.csv"]})
-    )
+    (folder.path / "linkdir").symlink_to(outside)  # a link inside the run to a folder outside it
     (folder.path / "results.csv").write_text("x")
+    name = str(tmp_path / "precious.txt") if tampered == "ABSOLUTE" else tampered
+    owner = folder.state_dir / "owner.json"
+    owner.write_text(json.dumps({"command": "seq-eval", "files": ["results.csv", name]}))
+    with folder, pytest.raises(UserError) as refused:
+        folder.remove_own_files()
+    assert str(refused.value) == (
+        f"--out-dir {folder.path}: its ownership record {owner} lists {name!r}, which is not a file seq-eval "
+        f"writes at the folder's top level (the record was edited); nothing was removed: delete "
+        f"{folder.state_dir} to release the folder, or choose another"
+    )
+    assert (outside / "precious.txt").read_text() == (tmp_path / "precious.txt").read_text() == "data"
+    assert (folder.path / "results.csv").read_text() == "x"  # not even the command's own file
+    with folder, pytest.raises(UserError, match="the record was edited"):
+        folder.record(["summary.json"])  # nor does it add to a record it cannot trust
+
+
+def test_an_own_link_is_removed_as_a_link_never_followed(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("data")
+    folder = OutputFolder(tmp_path / "out", "seq-eval", "--out-dir")
+    with folder:
+        folder.record(["results.csv", "plots"])
+    (folder.path / "results.csv").symlink_to(outside / "keep.txt")
+    (folder.path / "plots").symlink_to(outside)
     with folder:
         folder.remove_own_files()
-    assert outside.read_text() == "data" and not (folder.path / "results.csv").exists()
+    assert not (folder.path / "results.csv").is_symlink() and not (folder.path / "plots").is_symlink()
+    assert (outside / "keep.txt").read_text() == "data"

@@ -376,3 +376,26 @@ def test_out_dir_keeps_the_users_files(tmp_path, small_reference, capsys):
     assert (folder / "notes.txt").read_text() == "keep me" and (folder / "x.pdb").is_file()
     leftovers = [p.name for p in tmp_path.rglob("*") if ".tmp" in p.name]
     assert leftovers == []
+
+
+def test_an_edited_ownership_record_is_refused_before_any_work(tmp_path, small_reference, capsys):
+    reference, _ = small_reference
+    designs = tmp_path / "designs.fasta"
+    designs.write_text(">x\nMKVLAAGIVGAVLLAMKVLAEE\n")
+    out, outside = tmp_path / "out", tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("data")
+    args = ["seq-eval", str(designs), "--reference", str(reference), "--out-dir", str(out)]
+    assert main(args) == 0
+    before = (out / "results.csv").read_text()
+    (out / "linkdir").symlink_to(outside)
+    owner = out / ".protein-sedd" / "owner.json"
+    record = json.loads(owner.read_text())
+    owner.write_text(json.dumps({**record, "files": [*record["files"], "linkdir/keep.txt"]}))
+    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: --out-dir {out}: its ownership record {owner} lists 'linkdir/keep")
+        assert "\n" not in err and "nothing was removed" in err
+    assert (outside / "keep.txt").read_text() == "data" and (out / "results.csv").read_text() == before

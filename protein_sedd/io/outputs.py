@@ -139,10 +139,21 @@ class OutputFolder:
         return record is not None and record.get("command") == self.command
 
     def own_files(self) -> list[str]:
+        """The names this command recorded as its own here; a record naming anything but a plain file name
+        of the folder's top level (a path, `..`, a link's inside) was edited, and is refused whole."""
         record = self.owner()
         if record is None or record.get("command") != self.command:
             return []
-        return [name for name in record["files"] if isinstance(name, str) and _plain_name(name)]
+        bad = next((name for name in record["files"] if not _plain_name(name)), None)
+        if bad is not None:
+            owner = self.state_dir / OWNER_FILE
+            raise _refusal(
+                f"{self.option} {self.path}: its ownership record {owner} lists {bad!r}, which is not a "
+                f"file {self.command} writes at the folder's top level (the record was edited); nothing was "
+                f"removed: delete {self.state_dir} to release the folder, or choose another",
+                self.option,
+            )
+        return list(record["files"])
 
     def is_empty(self) -> bool:
         return not any(p.name != STATE_DIR for p in self.path.iterdir())
@@ -238,7 +249,13 @@ class OutputFolder:
         self.path = Path(target)
 
 
-def _plain_name(name: str) -> bool:
-    """A file name recorded in owner.json stays inside the folder (a tampered record cannot reach out)."""
-    parts = Path(name).parts
-    return bool(parts) and not Path(name).is_absolute() and ".." not in parts and name != STATE_DIR
+def _plain_name(name) -> bool:
+    """Whether a name recorded in owner.json is one file or folder at the folder's top level: never a path
+    (`sub/x`, which a symlinked `sub` would take outside), `.`, `..` or the state folder."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..", STATE_DIR)
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
