@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from protein_sedd.config.limits import MAX_BATCH_SIZE, check_int
+from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_SEED, check_int
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import batches_in_order, encode_all
 from protein_sedd.data.datasets import sha256_of
 from protein_sedd.design.records import Design, Designs
 from protein_sedd.diffusion.likelihood import LN2
-from protein_sedd.errors import UserError
+from protein_sedd.errors import UserError, check_type
 from protein_sedd.io.fasta import FastaRecord, normalised_sequence
 from protein_sedd.model.trained import TrainedModel
 from protein_sedd.runtime.devices import inference_autocast, select_device
@@ -106,6 +106,8 @@ class ProteinSEDD(TrainedModel):
         from protein_sedd.design.settings import DesignSettings
         from protein_sedd.guidance.reweighting import Guidance
 
+        if not isinstance(progress, bool):
+            raise UserError(f"{{progress}} {progress!r}: must be True or False", field="progress")
         request = DesignRequest(n, length, length_range, template, fix, redesign, lengths)
         settings = DesignSettings(
             steps, seed, batch_size, predictor, sampler, temperature, top_p, cache, precision
@@ -134,6 +136,7 @@ class ProteinSEDD(TrainedModel):
 
         check_int("t_samples", t_samples, 1, 10_000)
         check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+        check_int("seed", seed, 0, MAX_SEED)
         ids, texts = self.rows(sequences)
         tokens = encode_all(texts)
         total, error = self.nats(tokens, t_samples=t_samples, batch_size=batch_size, seed=seed)
@@ -225,6 +228,13 @@ class ProteinSEDD(TrainedModel):
             raise UserError(f"wildtype: expected a sequence or a Path, got {type(wildtype).__name__}")
         if isinstance(mutants, str):
             raise UserError("give a list of mutants, not one string")
+        check_type(
+            "mutants", mutants, (pd.DataFrame, pd.Series, list, tuple), "a list of mutants or a DataFrame"
+        )
+        if mutants is None:
+            raise UserError(
+                "{mutants}: give a list of mutants such as ['A23V'], or a DataFrame", field="mutants"
+            )
         table = mutants if isinstance(mutants, pd.DataFrame) else pd.DataFrame({"mutant": list(mutants)})
         return score_table(
             self, wildtype, table.reset_index(drop=True), method=method, t_samples=t_samples, seed=seed,
@@ -311,6 +321,17 @@ class ProteinSEDD(TrainedModel):
         from protein_sedd.model.folder import save_model_folder
         from protein_sedd.model.hub import is_saved_model, model_card
 
+        check_type("folder", folder, (str, Path), "a folder (str or Path)")
+        check_type("provenance", provenance, dict, "a dict of JSON values")
+        extra = provenance or {}
+        try:  # before anything is written: a value JSON cannot hold would fail after the weights
+            json.dumps(extra, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise UserError(
+                f"{{provenance}}: {err}; give text, numbers, lists and dicts", field="provenance"
+            ) from None
+        if any(not isinstance(key, str) for key in extra):
+            raise UserError("{provenance}: keys must be text", field="provenance")
         target = Path(folder)
         check_output_path(target, "{folder}", field="folder")
         refuse_clobbering(target, "{folder}", itself=False)  # a saved model may be replaced, not a checkpoint
@@ -325,7 +346,7 @@ class ProteinSEDD(TrainedModel):
                 f"folder {target}: not empty and not a saved protein-sedd model; choose another folder, or "
                 "pass overwrite=True to write the model's four files into it (other files stay)"
             )
-        provenance = {**self._provenance(), **(provenance or {})}
+        provenance = {**self._provenance(), **extra}
         target.mkdir(parents=True, exist_ok=True)
         save_model_folder(target, self.network, self.config, atomic_files=True)  # replaced file by file
         write_json_atomic(target / "provenance.json", provenance)
@@ -366,6 +387,8 @@ def load(
     offline with nothing cached, the `UserError` names the id and how to fetch it. `device`: auto (CUDA if
     present), cpu, cuda, or a torch.device.
     """
+    check_type("source", source, (str, Path), "a bundled name, a folder (str or Path) or a Hub id")
+    check_type("revision", revision, str, "a branch, tag or commit (str)")
     dev = device if isinstance(device, torch.device) else select_device(device)
     return ProteinSEDD.load(source, dev, revision)
 
@@ -415,4 +438,7 @@ def load_guide(folder: str | Path, device: str | torch.device = "auto"):
     """A guide saved by `train-guide --out FOLDER` or `Guide.save(FOLDER)`, for `design(guide=...)`."""
     from protein_sedd.guidance.guide import load_guide as load_folder
 
+    check_type("folder", folder, (str, Path), "a guide folder (str or Path)")
+    if folder is None:
+        raise UserError("{folder}: give the folder train-guide wrote", field="folder")
     return load_folder(folder, device if isinstance(device, torch.device) else select_device(device))

@@ -40,3 +40,10 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.message()
+
+
+def check_type(name: str, value, types, words: str) -> None:
+    """Refuse parameter `name` of the wrong type (None passes: the caller checks what None means), as
+    "{name}: expected {words}, got int"."""
+    if value is not None and not isinstance(value, types):
+        raise UserError(f"{{{name}}}: expected {words}, got {type(value).__name__}", field=name)

@@ -38,6 +38,12 @@ MISTAKES = [
     ),
     ({"template": "MKV"}, "template has no '_'", ["--template", "MKV"], "--template has no '_'"),
     (
+        {"precision": "half"},
+        "precision 'half': choose auto (bf16 where the device computes it natively), bf16 or fp32",
+        ["--precision", "half"],
+        "--precision 'half': choose auto",
+    ),
+    (
         {"target": 1},
         "target 1: a target needs a guide (guide)",
         ["--target", 1],
@@ -124,3 +130,50 @@ def test_training_from_python_is_the_commands_run(tmp_path, capsys):
         assert (tmp_path / "py" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
     resumed = protein_sedd.train(out=tmp_path / "py", resume=True, max_steps=5, device="cpu")
     assert resumed.config.step == 5
+
+
+# Wrong types from Python: each one line naming the parameter, before any work (no folder left behind)
+TYPE_MISTAKES = [
+    (
+        lambda m, d: protein_sedd.load(123),
+        "source: expected a bundled name, a folder (str or Path) or a Hub id, got int",
+    ),
+    (
+        lambda m, d: protein_sedd.load("acyp-tiny", "cpu", revision=5),
+        "revision: expected a branch, tag or commit (str), got int",
+    ),
+    (lambda m, d: protein_sedd.load_guide(123), "folder: expected a guide folder (str or Path), got int"),
+    (lambda m, d: protein_sedd.load_guide(None), "folder: give the folder train-guide wrote"),
+    (lambda m, d: m.score(["MKVL"], seed=2**70), "seed 1180591620717411303424: must be in 0..4_294_967_295"),
+    (lambda m, d: m.score(["MKVL"], seed=1.5), "seed 1.5: must be a whole number in 0..4_294_967_295"),
+    (lambda m, d: m.save_pretrained(123), "folder: expected a folder (str or Path), got int"),
+    (
+        lambda m, d: m.save_pretrained(d / "saved", provenance=["a"]),
+        "provenance: expected a dict of JSON values, got list",
+    ),
+    (
+        lambda m, d: m.save_pretrained(d / "saved", provenance={"x": object()}),
+        "provenance: Object of type object is not JSON serializable; give text, numbers, lists and dicts",
+    ),
+    (
+        lambda m, d: m.save_pretrained(d / "saved", provenance={"x": float("nan")}),
+        "provenance: Out of range float values are not JSON compliant; give text, numbers, lists and dicts",
+    ),
+    (lambda m, d: m.save_pretrained(d / "saved", provenance={1: "a"}), "provenance: keys must be text"),
+    (
+        lambda m, d: m.score_variants("MKVL", None),
+        "mutants: give a list of mutants such as ['A23V'], or a DataFrame",
+    ),
+    (lambda m, d: m.score_variants("MKVL", 5), "mutants: expected a list of mutants or a DataFrame, got int"),
+    (lambda m, d: m.design(2, steps=2, progress="x"), "progress 'x': must be True or False"),
+    (lambda m, d: m.design(2, steps=2, precision=None, progress=False), "precision None: choose auto"),
+]
+
+
+@pytest.mark.parametrize("call, message", TYPE_MISTAKES, ids=[m for _, m in TYPE_MISTAKES])
+def test_wrong_types_from_python_are_one_user_error(model, tmp_path, call, message):
+    with pytest.raises(UserError) as error:
+        call(model, tmp_path)
+    assert str(error.value).startswith(message), str(error.value)
+    assert "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even an empty folder

@@ -99,14 +99,6 @@ def test_bf16_probabilities_stay_within_rounding_of_fp32():
     assert float((p32 - p16).abs().max()) < 0.04
 
 
-def test_design_refuses_a_bad_precision_in_one_line(tmp_path, capsys):
-    out = tmp_path / "designs.fasta"
-    code, _, err = run_cli(["design", "--n", "2", "--out", out, "--precision", "half"], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("error: --precision 'half': choose auto") and "bf16 or fp32" in err
-    assert not out.exists()
-
-
 @pytest.mark.parametrize("chosen", ["bf16", "fp32"])
 def test_design_logs_and_records_its_precision(tmp_path, capsys, chosen):
     out = tmp_path / "designs.fasta"

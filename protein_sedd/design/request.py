@@ -29,7 +29,7 @@ import torch
 from protein_sedd.config.limits import MAX_DESIGNS, check_int
 from protein_sedd.data.alphabet import ALPHABET, GAPS, InvalidResidue
 from protein_sedd.data.length_prior import LengthPrior
-from protein_sedd.errors import UserError
+from protein_sedd.errors import UserError, check_type
 from protein_sedd.io.fasta import normalised_sequence, read_fasta
 
 DESIGN_CHAR = "_"
@@ -66,8 +66,8 @@ class DesignRequest:
         ):
             raise UserError(f"{{length}} {self.length!r}: must be a whole number", field="length")
         for name in ("length_range", "template", "redesign"):
-            _check_type(name, getattr(self, name), str, "a string")
-        _check_type("fix", self.fix, (str, Path), "a sequence (str) or a FASTA file (Path)")
+            check_type(name, getattr(self, name), str, "a string")
+        check_type("fix", self.fix, (str, Path), "a sequence (str) or a FASTA file (Path)")
         if self.lengths is not None:
             if isinstance(self.lengths, (str, bytes)) or not isinstance(self.lengths, Sequence):
                 raise UserError("{lengths}: give a list of whole numbers, one per design", field="lengths")
@@ -159,11 +159,6 @@ class DesignRequest:
                 check_length(end, prior.max_length, f"{{length_range}} {self.length_range}", "length_range")
             return torch.randint(low, high + 1, (self.n,), generator=generator).tolist()
         return prior.sample(self.n, generator)
-
-
-def _check_type(name: str, value, types, words: str) -> None:
-    if value is not None and not isinstance(value, types):
-        raise UserError(f"{{{name}}}: expected {words}, got {type(value).__name__}", field=name)
 
 
 def _ranges_text(ranges: list[tuple[int, int]]) -> str:
