@@ -14,7 +14,7 @@ import protein_sedd
 from protein_sedd.errors import UserError
 from protein_sedd.model.sources import bundled_checkpoint
 
-from .conftest import REPO, acyp_available, run_cli
+from .conftest import REPO, acyp_available, run_cli, write_synthetic_fasta
 
 WILD_TYPE = "MSTLKRVRFTVSGRVQGVFFRAFTAQEAKKLGLTGWVRNLPDGSVEVVAEGDE"
 
@@ -202,6 +202,31 @@ def test_a_hub_id_offline_with_nothing_cached_names_the_fix(tmp_path, monkeypatc
     message = str(caught.value)
     assert message.startswith("someone/acyp-sedd: ") and "hf download someone/acyp-sedd" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        ("some--user/repo", "Cannot have -- or .. in repo_id"),
+        ("nouser/..", "Repo id must use alphanumeric chars"),
+        ("u/" + "a" * 200, "Repo id must use alphanumeric chars"),  # the Hub's 96-character limit
+    ],
+)
+def test_an_id_of_hub_shape_the_hub_refuses_is_one_line(tmp_path, monkeypatch, capsys, source, reason):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    start = f"{source}: no local folder of that name, and not a valid Hub model id ({reason}"
+    with pytest.raises(UserError) as caught:
+        protein_sedd.load(source, "cpu")
+    assert str(caught.value).startswith(start) and "\n" not in str(caught.value)
+    write_synthetic_fasta(tmp_path / "x.fa")
+    for args, prefix in (
+        (["design", "--checkpoint", source, "--n", 2], ""),
+        (["train", "--fasta", "x.fa", "--init-from", source], "--init-from: "),
+    ):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and err.startswith(f"error: {prefix}{start}") and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.fa"]  # no run folder claimed
 
 
 def test_a_hub_id_loads_from_the_hub_cache(tmp_path, monkeypatch, model):

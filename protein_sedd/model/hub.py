@@ -37,7 +37,12 @@ def fetch(repo_id: str, revision: str | None = None) -> Path:
     """The local folder of a Hub model (downloaded into the Hugging Face cache when online)."""
     try:
         from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+        from huggingface_hub.errors import (
+            HfHubHTTPError,
+            HFValidationError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
     except ImportError:
         raise UserError(
             f"{repo_id}: loading from the Hub needs huggingface-hub: pip install huggingface-hub"
@@ -45,6 +50,11 @@ def fetch(repo_id: str, revision: str | None = None) -> Path:
     fetch_hint = f"fetch it once on a machine with internet (`hf download {repo_id}`) or pass a local folder"
     try:
         folder = snapshot_download(repo_id, revision=revision, allow_patterns=MODEL_FILES)
+    except HFValidationError as err:  # the shape of a user/repo id, but not one the Hub allows
+        reason = " ".join(str(err).split()).rstrip(".")
+        raise UserError(
+            f"{repo_id}: no local folder of that name, and not a valid Hub model id ({reason[:200]})"
+        ) from None
     except LocalEntryNotFoundError:
         raise UserError(
             f"{repo_id}: no local folder of that name, not in the Hugging Face cache, and the Hub cannot be "
