@@ -97,6 +97,12 @@ def test_rank_key_and_the_lower_is_better_bound(tmp_path, capsys, run_folder):
         (["--rank-by", "taste"], "--rank-by 'taste'"),
         (["--max-pair-identity", "1.5"], "--max-pair-identity 1.5"),
         ([], "no row for 1 design(s): 'extra'"),
+        (
+            ["--min-plddt", "50"],
+            "error: --min-plddt filters on the fold-eval table: give --fold-eval DIR too, or leave "
+            "--min-plddt out",
+        ),
+        (["--min-plddt", "70"], "--min-plddt filters on the fold-eval table"),  # the default, said aloud
     ],
 )
 def test_mistakes_exit_2_with_one_line_and_no_output(tmp_path, capsys, run_folder, extra, message):
@@ -179,3 +185,25 @@ def test_a_toy_esmfold_ranking_is_called_a_plumbing_check(tmp_path, capsys, run_
         f"error: --fold-eval: {fold / 'summary.json'} is not fold-eval's summary (unreadable JSON); "
         "rerun fold-eval",
     )
+
+
+def test_a_filter_on_a_table_not_given_is_refused_and_recorded_as_not_applied(tmp_path, capsys, run_folder):
+    fasta, seq, fold, designs = run_folder
+    args = ["select", fasta, "--n", "2", "--fold-eval", fold]
+    for flag, value in (
+        ("--min-family-bits", "30"),
+        ("--max-nearest-identity", "0.5"),
+        ("--keep-low-complexity", None),
+    ):
+        out = tmp_path / flag.strip("-")
+        code, _, err = run_cli([*args, "--out", out, flag, *([value] if value else [])], capsys)
+        assert code == 2 and err.startswith(
+            f"error: {flag} filters on the seq-eval table: give --seq-eval DIR"
+        )
+        assert not out.exists()
+    out = tmp_path / "fold_only"
+    assert run_cli([*args, "--out", out], capsys)[0] == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["min_plddt"] == 70.0 and summary["max_pair_identity"] == 0.8  # what filtered
+    assert summary["min_family_bits"] is None and summary["max_nearest_identity"] is None  # what did not
+    assert summary["keep_low_complexity"] is None

@@ -19,12 +19,23 @@ def select(
     scores: Path = typer.Option(
         None, "--scores", help="Per-sequence scores of these designs (`evaluate --fasta ... --csv`)."
     ),
-    min_plddt: float = typer.Option(70.0, "--min-plddt", help="With --fold-eval: least mean pLDDT (0-100)."),
+    min_plddt: float = typer.Option(
+        None,
+        "--min-plddt",
+        help="With --fold-eval: least mean pLDDT (0-100; default 70).",
+        show_default=False,
+    ),
     min_family_bits: float = typer.Option(
-        25.0, "--min-family-bits", help="With --seq-eval: least family HMM score (bits)."
+        None,
+        "--min-family-bits",
+        help="With --seq-eval: least family HMM score (bits; default 25).",
+        show_default=False,
     ),
     max_nearest_identity: float = typer.Option(
-        0.9, "--max-nearest-identity", help="With --seq-eval: most identity to the nearest natural (novelty)."
+        None,
+        "--max-nearest-identity",
+        show_default=False,
+        help="With --seq-eval: most identity to the nearest natural (novelty; default 0.9).",
     ),
     keep_low_complexity: bool = typer.Option(
         False, "--keep-low-complexity", help="With --seq-eval: keep designs flagged low-complexity."
@@ -52,6 +63,8 @@ def select(
     from protein_sedd.evaluation.reports import print_tables, rows_table, summary_table
     from protein_sedd.evaluation.selection import (
         Thresholds,
+        applied_thresholds,
+        check_filters_apply,
         check_rank_key,
         default_rank_key,
         fold_note,
@@ -64,18 +77,22 @@ def select(
     from protein_sedd.runtime.progress import log_line
 
     check_int("n", n, 1, MAX_DESIGNS)
-    thresholds = Thresholds(
-        min_plddt, min_family_bits, max_nearest_identity, keep_low_complexity, max_pair_identity
-    )
+    filters = {
+        "min_plddt": min_plddt, "min_family_bits": min_family_bits,
+        "max_nearest_identity": max_nearest_identity, "keep_low_complexity": keep_low_complexity,
+    }  # fmt: skip
+    given = {name: value for name, value in filters.items() if value is not None}
+    thresholds = Thresholds(**given, max_pair_identity=max_pair_identity)
     check_rank_key(rank_by)
     records = read_fasta(designs, unique_ids=True)
     tables = read_tables(seq_eval=seq_eval, fold_eval=fold_eval, scores=scores)
+    check_filters_apply(tables, **filters)
     folder = OutputFolder(out, "select", "--out")
     folder.check(inputs=[designs, scores], overwrite=overwrite)
     rank_by = rank_by or default_rank_key(tables)
     note = fold_note(fold_eval)
     chosen = choose(records, tables, n, rank_by, thresholds)
-    write_selection(folder, chosen, n, rank_by, thresholds, designs, note)
+    write_selection(folder, chosen, n, rank_by, applied_thresholds(thresholds, tables), designs, note)
     picked = chosen.table[chosen.table["picked"]].sort_values("rank")
     console = Console(stderr=True)
     if note:

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -59,6 +59,33 @@ TABLE_SOURCES = {  # table -> (the parameter naming it, what it names, the file 
     "fold-eval": ("fold_eval", "DIR", "results.csv"),
     "scores": ("scores", "CSV", None),
 }
+
+
+FILTER_TABLES = {  # a filter's parameter -> the table it reads (it applies only when that table is given)
+    "min_plddt": "fold-eval",
+    "min_family_bits": "seq-eval",
+    "max_nearest_identity": "seq-eval",
+    "keep_low_complexity": "seq-eval",
+}
+
+
+def check_filters_apply(tables: dict, **given) -> None:
+    """Refuse a filter the caller set (not None, not False) whose table is not given: it would be ignored."""
+    for field, value in given.items():
+        table = FILTER_TABLES[field]
+        if value not in (None, False) and table not in tables:
+            source = TABLE_SOURCES[table][0]
+            raise UserError(
+                f"{{{field}}} filters on the {table} table: give {{{source}}} DIR too, or leave "
+                f"{{{field}}} out",
+                field=(field, source),
+            )
+
+
+def applied_thresholds(thresholds: Thresholds, tables: dict) -> dict:
+    """The thresholds as they applied: a filter whose table was not given is None (it filtered nothing)."""
+    values = asdict(thresholds)
+    return {k: v if FILTER_TABLES.get(k) in (None, *tables) else None for k, v in values.items()}
 
 
 def read_tables(**given: Path | None) -> dict[str, pd.DataFrame]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protein_sedd.evaluation.selection import Selection, Thresholds
+from protein_sedd.evaluation.selection import Selection
 from protein_sedd.io.outputs import OutputFolder
 
 OUTPUT_FILES = ["picks.fasta", "picks.csv", "funnel.png", "summary.json"]
@@ -18,14 +18,13 @@ def write_selection(
     chosen: Selection,
     n: int,
     rank_by: str,
-    thresholds: Thresholds,
+    thresholds: dict,
     designs: Path,
     note: str | None = None,
 ) -> None:
     """Write the folder's four files (see the module docstring); `folder` is checked and not yet locked.
-    `note`: why the numbers mean nothing (fold-eval's toy ESMFold), kept in summary.json."""
-    from dataclasses import asdict
-
+    `thresholds`: as they applied (`selection.applied_thresholds`); `note`: why the numbers mean nothing
+    (fold-eval's toy ESMFold), kept in summary.json."""
     from protein_sedd.evaluation.reports import write_csv_atomic
     from protein_sedd.io.atomic import write_json_atomic
     from protein_sedd.io.fasta import write_fasta
@@ -36,7 +35,7 @@ def write_selection(
         "n_requested": n,
         "n_picked": len(chosen.picks),
         "rank_by": rank_by,
-        **asdict(thresholds),
+        **thresholds,
         "funnel": [{"stage": stage, "left": left} for stage, left in chosen.funnel],
     }
     if note:
