@@ -71,7 +71,18 @@ BAD_LABELS = [
     ("sequence,label\n", None, "no labelled sequences (only a header line)"),
     ("", None, "empty file"),
     (f"sequence,label\n{SEQ},1\n{SEQ},high\n", None, "line 3: label 'high' is not a number"),
-    (f"sequence,label\n{SEQ},1\n{SEQ},nan\n", None, "line 3: label 'nan' is not a finite number"),
+    (f"sequence,label\n{SEQ},1\n{SEQ},nan\n", None, "line 3: label is missing ('nan'); give every sequence"),
+    (
+        f"sequence,label\n{SEQ},1\n{SEQ},\n",
+        None,
+        "line 3: label is missing (''); give every sequence a label",
+    ),
+    (f"sequence,label\n{SEQ},1\n{SEQ},1_000\n", None, "line 3: label '1_000' is not a number"),
+    (
+        f"sequence,label\n{SEQ},1\n{SEQ},1e300\n",
+        None,
+        "line 3: label '1e300' is larger than 1e+15 in magnitude",
+    ),
     (f"sequence,label\n{SEQ},1\nAC1D,0\n", None, "line 3: invalid residue '1' at position 3"),
     ("id,label\ns0,1\nnope,0\n", "fasta", "line 3: id 'nope' is not a record of"),
     ("id,label\ns0,1\n", None, "names sequences by 'id'; pass the FASTA that holds them with --fasta"),
@@ -166,6 +177,28 @@ def test_load_guide_refuses_what_is_not_a_guide(tmp_path):
         load_guide(tmp_path / "missing")
     with pytest.raises(UserError, match="not a guide"):
         load_guide(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "sequences, labels, message",
+    [
+        (
+            [SEQ] * 10,
+            [0, 1] * 4 + [float("nan"), 1],
+            "labels row 8: label is missing (''); give every sequence",
+        ),
+        ([SEQ] * 10, [0, 1] * 4 + [None, 1], "labels row 8: label is missing ('')"),
+        ([SEQ] * 3 + [None] + [SEQ] * 6, [0, 1] * 5, "labels row 3: empty sequence"),
+        ([SEQ] * 10, [1e300, -1e300] * 5, "labels row 0: label '1e+300' is larger than 1e+15 in magnitude"),
+    ],
+)
+def test_missing_cells_of_a_dataframe_are_named_in_any_dtype(sequences, labels, message):
+    import pandas as pd
+
+    model = protein_sedd.load("acyp-tiny", "cpu")
+    with pytest.raises(UserError) as refused:
+        model.train_guide(pd.DataFrame({"sequence": sequences, "label": labels}), steps=2)
+    assert str(refused.value).startswith(message), str(refused.value)
 
 
 def test_a_regressor_gives_the_gaussian_likelihood_in_label_units():

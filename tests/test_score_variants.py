@@ -16,6 +16,7 @@ import protein_sedd
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation.variants import (
+    measured_scores,
     parse_mutant,
     read_variants,
     roc_auc,
@@ -84,6 +85,9 @@ def test_a_bad_mutant_names_its_line_exits_2_and_writes_nothing(
     "text, message",
     [
         ("mutant,DMS_score\nM1A,high\n", "line 2 (mutant 'M1A'): DMS_score 'high' is not a number"),
+        ("mutant,DMS_score\nM1A,1_000\n", "line 2 (mutant 'M1A'): DMS_score '1_000' is not a number"),
+        ("mutant,DMS_score\nM1A,\uff11\uff12\n", "DMS_score '\uff11\uff12' is not a number"),  # full-width
+        ("mutant,DMS_score\nM1A,inf\n", "DMS_score 'inf' is not a number"),
         (
             "mutant,mutated_sequence\nM1A,MSTL\n",
             "line 2 (mutant 'M1A'): mutated_sequence is not the wild type",
@@ -93,7 +97,17 @@ def test_a_bad_mutant_names_its_line_exits_2_and_writes_nothing(
         ("mutant\n", "no variants (only a header line)"),
         ("", "empty file"),
     ],
-    ids=["dms-score", "mutated-sequence", "no-mutant-column", "score-column", "header-only", "empty"],
+    ids=[
+        "dms-score",
+        "underscores",
+        "full-width",
+        "inf",
+        "mutated-sequence",
+        "no-mutant-column",
+        "score-column",
+        "header-only",
+        "empty",
+    ],  # fmt: skip
 )
 def test_bad_tables_exit_2_with_one_line(tmp_path, capsys, wildtype_fasta, text, message):
     variants = write_csv(tmp_path / "v.csv", text)
@@ -281,6 +295,30 @@ def test_auc_counts_ties_as_half():
     assert roc_auc([1, 2], [3, 4]) == 0.0
     assert roc_auc([1, 3], [2, 2]) == 0.5
     assert roc_auc([2], [2]) == 0.5
+
+
+@pytest.mark.parametrize("unmeasured", ["", "NA", "N/A", "nan", "NaN", "None", "null", " NA "])
+def test_every_spelling_of_unmeasured_is_left_out_of_rho(tmp_path, capsys, wildtype_fasta, unmeasured):
+    variants = write_csv(
+        tmp_path / "v.csv", f"mutant,DMS_score\nM1A,0.5\nS2A,{unmeasured}\nT3G,-1.0\nK5R,2\nF9W,1.5\n"
+    )
+    out = tmp_path / "scores.csv"
+    args = ["score-variants", "--wildtype", wildtype_fasta, "--variants", variants, "--out", out]
+    code, stdout, err = run_cli([*args, "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert "Spearman rho vs DMS_score (n=4)" in stdout
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert written["DMS_score"].tolist()[1] == unmeasured  # carried through as written
+
+
+def test_unmeasured_scores_from_python_in_any_dtype(model):
+    wildtype = WILD_TYPE
+    for measured in ([0.5, None, -1.0, 2.0], [0.5, float("nan"), -1.0, 2.0], ["0.5", "NA", "-1", "2"]):
+        table = pd.DataFrame({"mutant": ["M1A", "S2A", "T3G", "K5R"], "DMS_score": measured})
+        scored = model.score_variants(wildtype, table)
+        assert len(scored) == 4 and scored["score"].notna().all()
+        assert measured_scores(table)[[0, 2, 3]].tolist() == [0.5, -1.0, 2.0]
+        assert math.isnan(measured_scores(table)[1])
 
 
 # -- the command -------------------------------------------------------------------------------------------

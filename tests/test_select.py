@@ -207,3 +207,52 @@ def test_a_filter_on_a_table_not_given_is_refused_and_recorded_as_not_applied(tm
     assert summary["min_plddt"] == 70.0 and summary["max_pair_identity"] == 0.8  # what filtered
     assert summary["min_family_bits"] is None and summary["max_nearest_identity"] is None  # what did not
     assert summary["keep_low_complexity"] is None
+
+
+@pytest.mark.parametrize(
+    "table, column, cell, message",
+    [
+        ("seq", "family_bits", "", "family_bits is missing ('')"),
+        ("seq", "family_bits", "nan", "family_bits is missing ('nan')"),
+        ("seq", "family_bits", "high", "family_bits 'high' is not a number"),
+        ("seq", "nearest_identity", "1_0", "nearest_identity '1_0' is not a number"),
+        ("fold", "mean_plddt", "NA", "mean_plddt is missing ('NA')"),
+        ("scores", "bits_per_residue", "NA", "bits_per_residue is missing ('NA')"),
+    ],
+)
+def test_a_bad_or_missing_number_names_its_file_row_and_column(
+    tmp_path, capsys, run_folder, table, column, cell, message
+):
+    fasta, seq, fold, designs = run_folder
+    scores = tmp_path / "scores.csv"
+    columns = {"nats": [100.0] * 6, "bits_per_residue": [2.0] * 6, "standard_error_nats": [""] * 6}
+    pd.DataFrame({"id": list(designs), **columns}).to_csv(scores, index=False)
+    path = {"seq": seq / "results.csv", "fold": fold / "results.csv", "scores": scores}[table]
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[2, column] = cell
+    frame.to_csv(path, index=False)
+    flag = {"seq": "--seq-eval", "fold": "--fold-eval", "scores": "--scores"}[table]
+    out = tmp_path / "picks"
+    args = ["select", fasta, "--seq-eval", seq, "--fold-eval", fold, "--scores", scores, "--out", out]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    rerun = {"seq": "seq-eval", "fold": "fold-eval", "scores": "scores"}[table]
+    assert err == f"error: {flag}: {path} row 4: {message}; rerun {rerun} on these designs\n"
+    assert not out.exists()
+
+
+def test_two_disagreeing_rows_for_one_design_are_refused(tmp_path, capsys, run_folder):
+    fasta, seq, fold, designs = run_folder
+    frame = pd.read_csv(seq / "results.csv", dtype=str, keep_default_na=False)
+    twice = pd.concat([frame, frame.iloc[[0]]])  # the same row again is one row
+    twice.to_csv(seq / "results.csv", index=False)
+    assert run_cli(["select", fasta, "--seq-eval", seq, "--out", tmp_path / "ok"], capsys)[0] == 0
+    disagree = frame.iloc[[0]].assign(family_bits="3.0")
+    pd.concat([frame, disagree]).to_csv(seq / "results.csv", index=False)
+    out = tmp_path / "picks"
+    code, _, err = run_cli(["select", fasta, "--seq-eval", seq, "--out", out], capsys)
+    assert code == 2
+    assert (
+        err == "error: seq-eval table: 2 rows for design(s) 'best' that disagree; keep one row per design\n"
+    )
+    assert not out.exists()

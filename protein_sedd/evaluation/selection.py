@@ -24,12 +24,19 @@ import pandas as pd
 from protein_sedd.errors import UserError
 from protein_sedd.evaluation.sequence_metrics import identity
 from protein_sedd.io.fasta import FastaRecord
+from protein_sedd.io.tables import numeric_column, read_text_table
 
 RANK_KEYS = {  # key -> (column, higher is better)
     "plddt": ("mean_plddt", True),
     "family_bits": ("family_bits", True),
     "bits_per_residue": ("bits_per_residue", False),
 }
+NUMERIC_COLUMNS = {  # the columns of each table holding numbers (read as text, converted, each cell checked)
+    "fold-eval": ["mean_plddt", "ptm"],
+    "seq-eval": ["family_bits", "nearest_identity"],
+    "scores": ["nats", "bits_per_residue", "standard_error_nats"],
+}
+MAY_BE_MISSING = {"ptm", "standard_error_nats"}  # shown, never filtered or ranked on
 TABLE_COLUMNS = {  # the columns each table contributes
     "fold-eval": ["mean_plddt", "ptm"],
     "seq-eval": ["family_bits", "nearest_identity", "nearest_id", "low_complexity"],
@@ -101,11 +108,16 @@ def read_tables(**given: Path | None) -> dict[str, pd.DataFrame]:
                 f"{{{field}}}: {path} not found; give the {name} output of these designs", field=field
             )
         try:
-            tables[name] = pd.read_csv(path, dtype={"id": str, "nearest_id": str}, keep_default_na=False)
-        except (OSError, ValueError, UnicodeDecodeError) as err:
-            raise UserError(
-                f"{{{field}}}: {path} is not a readable CSV ({type(err).__name__})", field=field
-            ) from None
+            table = read_text_table(path, f"{{{field}}}", f"the {name} table of these designs")
+        except UserError as err:
+            raise UserError(f"{{{field}}}: {err}", field=field) from None
+        for column in NUMERIC_COLUMNS[name]:
+            if column in table.columns:
+                table[column] = numeric_column(
+                    table, column, lambda row, at=f"{{{field}}}: {path}": f"{at} row {row + 2}",
+                    missing_ok=column in MAY_BE_MISSING, hint=f"; rerun {name} on these designs", field=field,
+                )  # fmt: skip
+        tables[name] = table
     return tables
 
 
@@ -151,7 +163,14 @@ def join_tables(records: Sequence[FastaRecord], tables: dict[str, pd.DataFrame])
         absent = [c for c in ["id", *wanted] if c not in table.columns]
         if absent:
             raise UserError(f"{name} table: lacks the column(s) {', '.join(absent)}")
-        by_id = table.assign(id=table["id"].astype(str)).drop_duplicates("id").set_index("id")
+        rows = table.drop_duplicates(["id", *wanted])  # a row given twice is one row
+        twice = rows["id"][rows["id"].duplicated()]
+        if len(twice):
+            raise UserError(
+                f"{name} table: {rows['id'].duplicated(keep=False).sum()} rows for design(s) "
+                f"{', '.join(repr(i) for i in twice.unique()[:5])} that disagree; keep one row per design"
+            )
+        by_id = rows.set_index("id")
         missing = [i for i in frame["id"] if i not in by_id.index]
         if missing:
             shown = ", ".join(repr(i) for i in missing[:5]) + (" ..." if len(missing) > 5 else "")

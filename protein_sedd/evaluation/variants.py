@@ -52,12 +52,12 @@ from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, 
 from protein_sedd.data.alphabet import ALPHABET, AMINO_ACIDS
 from protein_sedd.diffusion.likelihood import shared_draws_negative_elbo
 from protein_sedd.errors import UserError
+from protein_sedd.io.tables import numeric_column, parse_number
 from protein_sedd.runtime.devices import inference_autocast
 
 METHODS = ("masked-marginal", "elbo")
 OUTPUT_COLUMNS = ("score", "standard_error")  # added to the table; an input may not hold them
 MAX_VARIANTS = 10_000_000
-MISSING = frozenset({"", "NA", "NaN", "nan", "NAN", "null", "None"})  # an unmeasured DMS_score
 MUTATION = re.compile(r"([A-Za-z*])([0-9]+)([A-Za-z*])")
 
 
@@ -176,31 +176,18 @@ def _first_difference(given: str, expected: str) -> str:
 
 
 def _check_measured(value, where: str) -> None:
-    if isinstance(value, str):
-        if value.strip() in MISSING:
-            return
-        try:
-            number = float(value)
-        except ValueError:
-            raise UserError(
-                f"{where}: DMS_score {value!r} is not a number (leave it empty if unmeasured)"
-            ) from None
-    else:
-        number = float(value)
-        if math.isnan(number):
-            return
-    if not math.isfinite(number):
-        raise UserError(f"{where}: DMS_score {value!r} is not a finite number")
+    try:
+        parse_number(value)
+    except ValueError as err:
+        raise UserError(f"{where}: DMS_score {err} (leave it empty if unmeasured)") from None
 
 
 def measured_scores(table: pd.DataFrame) -> np.ndarray | None:
-    """`DMS_score` as floats (NaN where unmeasured), or None without that column."""
+    """`DMS_score` as floats (NaN where unmeasured: blank, NA, nan, None...), or None without that column;
+    the same parser `parse_variants` checked the cells with, whatever dtype pandas gave the column."""
     if "DMS_score" not in table.columns:
         return None
-    column = table["DMS_score"]
-    if column.dtype == object:
-        column = column.map(lambda v: np.nan if isinstance(v, str) and v.strip() in MISSING else v)
-    return pd.to_numeric(column).to_numpy(dtype=float)
+    return numeric_column(table, "DMS_score", lambda row: f"row {row}", missing_ok=True)
 
 
 def read_variants(path: Path) -> pd.DataFrame:

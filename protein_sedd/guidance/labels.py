@@ -12,7 +12,7 @@ from pathlib import Path
 
 from protein_sedd.errors import UserError
 from protein_sedd.io.fasta import normalised_sequence, read_fasta
-from protein_sedd.io.tables import read_text_table
+from protein_sedd.io.tables import parse_number, read_text_table
 
 TASKS = ("auto", "classify", "regress")
 MAX_CLASSES = 10
@@ -33,7 +33,7 @@ def labelled_from(labels, fasta: str | Path | None = None) -> Labelled:
     import pandas as pd
 
     if isinstance(labels, pd.DataFrame):
-        table = labels.astype(str)
+        table = labels.map(_cell_text)  # None and NaN are empty cells, as in a CSV, whatever the dtype
         return labelled_rows(
             table, "labels", None if fasta is None else Path(fasta), lambda row: f"labels row {row}"
         )
@@ -92,13 +92,26 @@ def labelled_rows(table, path: str, fasta: Path | None, row_name) -> Labelled:
     return Labelled(sequences, labels, where)
 
 
+MAX_LABEL = 1e15  # larger labels overflow float32 once squared in training: the guide's weights became NaN
+
+
+def _cell_text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
 def _number(text: str, line: str) -> float:
     try:
-        value = float(text.strip())
+        value = parse_number(text)
     except ValueError:
         raise UserError(f"{line}: label {text!r} is not a number (classes are 0, 1, ...)") from None
-    if not math.isfinite(value):
-        raise UserError(f"{line}: label {text!r} is not a finite number")
+    if math.isnan(value):
+        raise UserError(f"{line}: label is missing ({text!r}); give every sequence a label or drop the row")
+    if abs(value) > MAX_LABEL:
+        raise UserError(
+            f"{line}: label {text!r} is larger than {MAX_LABEL:.0e} in magnitude; rescale the labels"
+        )
     return value
 
 
