@@ -239,6 +239,13 @@ def test_malformed_alignments_exit_2_naming_file_and_line(tmp_path, capsys):
     bad_sto.write_text("# STOCKHOLM 1.0\n#=GF ID x\nfocus  MKVLAGHEWR\nr2     MKV1AGHEWR\n//\n")
     line = _one_line_error(capsys, ["train", "--fasta", bad_sto, "--out", tmp_path / "run"])
     assert f"{bad_sto}: line 4, record 'r2': invalid residue '1' at position 4" in line
+    # two blocks of 10 columns each, cut after the first: no closing '//' (Biopython reads 10 columns)
+    bad_sto.write_text("# STOCKHOLM 1.0\nfocus  MKVLAGHEWR\nr2     MKVLSGHEWR\n\n")
+    line = _one_line_error(capsys, ["train", "--fasta", bad_sto, "--out", tmp_path / "run"])
+    assert line == (
+        f"error: {bad_sto}: ends at line 4 without the closing '//' line; the file is cut short "
+        "(a truncated download or copy): fetch it again"
+    )
     assert not (tmp_path / "run").exists()  # no partial outputs
 
 

@@ -120,6 +120,7 @@ class _Lines:
         self._pending: str | None = self.first
         self.headers: deque[int] = deque()
         self.first_row: dict[str, int] | None = None  # kept once a Stockholm reader asks for it
+        self.ends = 0  # Stockholm '//' lines read
 
     def readline(self) -> str:
         if self._pending is not None:
@@ -133,6 +134,8 @@ class _Lines:
                 self.headers.append(self.number)
             elif self.first_row is not None and head and head not in "#/":
                 self.first_row.setdefault(line.split(None, 1)[0], self.number)
+            elif line.strip() == "//":
+                self.ends += 1
         return line
 
     def __iter__(self):
@@ -220,6 +223,11 @@ def _stockholm_rows(lines: _Lines, name: str):
         raise UserError(f"{name}: line {lines.number}: not a valid Stockholm alignment ({message})") from None
     if alignment is None or not len(alignment):
         raise UserError(f"{name}: no Stockholm alignment found ('# STOCKHOLM 1.0', rows, then '//')")
+    if lines.ends == 0:  # Biopython returns what it read of a cut file: a block's columns, silently
+        raise UserError(
+            f"{name}: ends at line {lines.number} without the closing '//' line; the file is cut short "
+            "(a truncated download or copy): fetch it again"
+        )
     ids = [(record.id, record.id) for record in alignment]
     # Biopython keeps no line numbers: a row's message names the line where that row first appears
     line_of = {record.id: lines.first_row.get(record.id, lines.number) for record in alignment}
