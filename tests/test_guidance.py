@@ -413,3 +413,25 @@ def test_guided_designs_carry_the_motif_far_more_often_and_still_obey_the_rule(t
     assert guided["motif"]["ci95"][0] > unguided["motif"]["ci95"][1]  # the intervals do not overlap
     assert guided["rule"]["rate"] > 0.8 and unguided["rule"]["rate"] > 0.8  # the family's: about 0.92
     assert guided["unique"] > 0.9
+
+
+def test_a_diverged_guide_is_refused_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    from protein_sedd.guidance import training
+
+    real = training._loss
+    monkeypatch.setattr(
+        training, "_loss", lambda guide, outputs, targets: real(guide, outputs, targets) * math.inf
+    )
+    labels = tmp_path / "labels.csv"
+    labels.write_text("sequence,label\n" + "".join(f"{SEQ},{i % 2}\n" for i in range(10)))
+    out = tmp_path / "guide"
+    code, _, err = run_cli(
+        ["train-guide", "--labels", labels, "--out", out, "--steps", 3, "--device", "cpu"], capsys
+    )
+    last = err.strip().splitlines()[-1]  # after the run's own log lines
+    assert code == 2 and "Traceback" not in err, err
+    assert last == (
+        "error: train-guide: training diverged (the loss or the guide's weights are not finite); "
+        "lower --lr (now 0.002) or rescale the labels; nothing was written"
+    )
+    assert not out.exists()

@@ -175,6 +175,14 @@ def fit_guide(
         if on_step is not None:
             on_step()
     guide.network.eval()
+    if not all(bool(torch.isfinite(p).all()) for p in guide.network.parameters()) or not all(
+        map(math.isfinite, losses)
+    ):
+        raise UserError(
+            "train-guide: training diverged (the loss or the guide's weights are not finite); lower {lr} "
+            f"(now {lr:g}) or rescale the labels; nothing was written",
+            field="lr",
+        )
     guide.record["training"] = {
         "steps": steps,
         "batch_size": batch_size,
