@@ -435,3 +435,36 @@ def test_a_diverged_guide_is_refused_and_nothing_is_written(tmp_path, capsys, mo
         "lower --lr (now 0.002) or rescale the labels; nothing was written"
     )
     assert not out.exists()
+
+
+EDITED_GUIDES = [
+    ({"network": {"hidden_size": -1}}, "network.hidden_size -1 is outside 1..4096"),
+    ({"network": {"hidden_size": 10**7, "n_layers": 100}}, "network.hidden_size 10000000 is outside 1..4096"),
+    ({"network": {"n_layers": 2.5}}, "network.n_layers 2.5 is not a whole number"),
+    ({"network": {"kernel_size": 4}}, "network.kernel_size 4 is even"),
+    ({"network": {"vocab_size": 30}}, "network.vocab_size 30 is not this alphabet's 23"),
+    ({"network": [1, 2]}, "network [1, 2] is not a table of settings"),
+    ({"classes": 5}, "classes 5 are not a list of numbers"),
+    ({"classes": ["a", "b"]}, "classes ['a', 'b'] are not a list of numbers"),
+    ({"classes": [0.0, 1.0, 2.0]}, "network.n_outputs 2 is not the 3 classes"),
+    ({"classes": [1.0, 1.0]}, "classes [1.0, 1.0]: a classifier has 2 to 10 distinct classes"),
+    ({"label_std": "x"}, "label_std 'x' is not a finite number"),
+    ({"task": "regress", "label_std": 0}, "label_std 0 is not positive"),
+    ({"task": "regress", "label_std": float("nan")}, "label_std nan is not a finite number"),
+]
+
+
+@pytest.mark.parametrize("edit, message", EDITED_GUIDES, ids=[m for _, m in EDITED_GUIDES])
+def test_an_edited_guide_is_refused_before_its_network_is_built(tmp_path, quick_guide, edit, message):
+    import shutil
+
+    folder = tmp_path / "guide"
+    shutil.copytree(quick_guide, folder)
+    record = json.loads((folder / "guide.json").read_text())
+    if isinstance(edit.get("network"), dict):
+        edit = {**edit, "network": {**record["network"], **edit["network"]}}
+    (folder / "guide.json").write_text(json.dumps({**record, **edit}))
+    with pytest.raises(UserError) as refused:
+        protein_sedd.load_guide(folder, "cpu")
+    assert str(refused.value).startswith(f"guide {folder}: guide.json: {message}"), str(refused.value)
+    assert str(refused.value).endswith("the file was edited or damaged: train the guide again")

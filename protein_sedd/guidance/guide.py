@@ -91,6 +91,59 @@ class Guide:
         }
 
 
+# what a guide's network may declare: far above any train-guide default (64 wide, 3 layers, kernel 5),
+# far below an allocation that would exhaust memory before its weights are compared with them
+GUIDE_BOUNDS = {"hidden_size": 4096, "n_layers": 32, "kernel_size": 63}
+
+
+def check_guide_record(record: dict, where: str) -> GuideConfig:
+    """The network config of a guide record, every field checked as user input (the file may have been
+    edited): whole numbers in bounds, the alphabet's vocabulary, classes that match the outputs, a finite
+    positive label scale. A mistake names `where` and the field."""
+    from protein_sedd.data.alphabet import ALPHABET
+    from protein_sedd.guidance.labels import MAX_CLASSES, MAX_LABEL
+
+    def refuse(what: str):
+        return UserError(f"{where}: {what}; the file was edited or damaged: train the guide again")
+
+    network = record.get("network")
+    if not isinstance(network, dict):
+        raise refuse(f"network {network!r} is not a table of settings")
+    values = {
+        **GuideConfig().to_dict(),
+        **{k: v for k, v in network.items() if k in GuideConfig.__dataclass_fields__},
+    }
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise refuse(f"network.{name} {value!r} is not a whole number")
+    for name, high in GUIDE_BOUNDS.items():
+        if not 1 <= values[name] <= high:
+            raise refuse(f"network.{name} {values[name]} is outside 1..{high}")
+    if values["kernel_size"] % 2 == 0:
+        raise refuse(f"network.kernel_size {values['kernel_size']} is even (the convolutions are centred)")
+    if values["vocab_size"] != ALPHABET.size:
+        raise refuse(f"network.vocab_size {values['vocab_size']} is not this alphabet's {ALPHABET.size}")
+    classes = record.get("classes") or []
+    if not isinstance(classes, list) or not all(
+        isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in classes
+    ):
+        raise refuse(f"classes {classes!r} are not a list of numbers")
+    if record["task"] == "classify":
+        if not 2 <= len(classes) <= MAX_CLASSES or len(set(classes)) != len(classes):
+            raise refuse(f"classes {classes!r}: a classifier has 2 to {MAX_CLASSES} distinct classes")
+        if values["n_outputs"] != len(classes):
+            raise refuse(f"network.n_outputs {values['n_outputs']} is not the {len(classes)} classes")
+    elif values["n_outputs"] != 2:
+        raise refuse(f"network.n_outputs {values['n_outputs']}: a regressor has 2 (mean, log variance)")
+    for name, default in (("label_mean", 0.0), ("label_std", 1.0)):
+        value = record.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= MAX_LABEL:
+            raise refuse(f"{name} {value!r} is not a finite number up to {MAX_LABEL:.0e}")
+    if not record.get("label_std", 1.0) > 0:
+        raise refuse(f"label_std {record['label_std']!r} is not positive")
+    return GuideConfig(**values)
+
+
 def guide_files(folder: Path | None) -> list[Path]:
     """The files of a guide folder (inputs no output may overwrite); none for no folder."""
     return [] if folder is None else [Path(folder) / WEIGHTS, Path(folder) / CONFIG]
@@ -140,10 +193,8 @@ def load_guide(folder: str | Path, device: str | torch.device = "cpu") -> Guide:
     record = json.loads((folder / CONFIG).read_text())
     if record.get("format") != FORMAT or record.get("task") not in ("classify", "regress"):
         raise UserError(f"guide {folder}: {CONFIG} is of an unknown format; train the guide again")
-    try:
-        network = GuideNet(GuideConfig.from_dict(record.get("network") or {}))
-    except (ValueError, TypeError) as err:
-        raise UserError(f"guide {folder}: unreadable guide network in {CONFIG} ({err})") from None
+    config = check_guide_record(record, f"guide {folder}: {CONFIG}")  # before anything is built from it
+    network = GuideNet(config)
     read_weights(folder / WEIGHTS, network, CONFIG, "; train the guide again")
     known = {"kind", "format", "network", "task", "classes", "label_mean", "label_std"}
     return Guide(
