@@ -75,3 +75,49 @@ def test_a_guide_stores_its_weights_the_same_way_and_its_errors_name_its_own_fil
     save_file(weights, str(folder / "guide.safetensors"))
     with pytest.raises(UserError, match=r"weights do not match guide\.json"):  # not the model's config.yaml
         load_guide(folder)
+
+
+def test_a_config_declaring_billions_of_parameters_fails_on_the_weights_header_without_allocating(
+    tmp_path, monkeypatch
+):
+    from omegaconf import OmegaConf
+
+    import protein_sedd.model as model_module
+
+    network, config = load_model_folder(bundled_checkpoint())
+    folder = tmp_path / "m"
+    folder.mkdir()
+    save_model_folder(folder, network, config)
+    # 8e8 parameters (3.2 GB if built; the same path held 9.7e9, under the config's 1e10 bound)
+    huge = OmegaConf.merge(config, {"model": {"hidden_size": 4096, "n_heads": 32}})
+    OmegaConf.save(huge, folder / CONFIG)
+    built = []  # the device each network was built on: only the meta device (no memory) may see this one
+
+    class Recording(model_module.DDiT):
+        def __init__(self, config):
+            built.append(torch.empty(0).device.type)
+            super().__init__(config)
+
+    monkeypatch.setattr(model_module, "DDiT", Recording)
+    with pytest.raises(UserError) as refused:
+        load_model_folder(folder)
+    assert str(refused.value) == (
+        f"{folder / WEIGHTS}: weights do not match config.yaml: 'embedding.weight' has shape (23, 128), "
+        "the config implies (23, 4096)"
+    )
+    assert built == ["meta"]
+
+
+def test_a_weight_stored_as_integers_is_refused(tmp_path):
+    network, config = load_model_folder(bundled_checkpoint())
+    folder = tmp_path / "m"
+    folder.mkdir()
+    save_model_folder(folder, network, config)
+    weights = load_file(folder / WEIGHTS)
+    weights["final.linear.bias"] = weights["final.linear.bias"].to(torch.int64)  # same name and shape
+    save_file(weights, str(folder / WEIGHTS))
+    with pytest.raises(UserError) as refused:
+        load_model_folder(folder)
+    assert str(refused.value) == (
+        f"{folder / WEIGHTS}: weight 'final.linear.bias' is stored as I64, not floating point; unusable"
+    )

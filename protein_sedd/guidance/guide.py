@@ -177,7 +177,7 @@ def save_guide(guide: Guide, folder: Path, *, overwrite: bool = False, option: s
 
 def load_guide(folder: str | Path, device: str | torch.device = "cpu") -> Guide:
     """The guide in `folder` (from `train-guide --out`), in eval mode on `device`."""
-    from protein_sedd.model.folder import read_weights
+    from protein_sedd.model.folder import load_network
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -194,8 +194,7 @@ def load_guide(folder: str | Path, device: str | torch.device = "cpu") -> Guide:
     if record.get("format") != FORMAT or record.get("task") not in ("classify", "regress"):
         raise UserError(f"guide {folder}: {CONFIG} is of an unknown format; train the guide again")
     config = check_guide_record(record, f"guide {folder}: {CONFIG}")  # before anything is built from it
-    network = GuideNet(config)
-    read_weights(folder / WEIGHTS, network, CONFIG, "; train the guide again")
+    network = load_network(folder / WEIGHTS, lambda: GuideNet(config), CONFIG, "; train the guide again")
     known = {"kind", "format", "network", "task", "classes", "label_mean", "label_std"}
     return Guide(
         network.to(device).eval(),

@@ -49,8 +49,8 @@ def load_model_folder(folder: Path, device="cpu"):
     from protein_sedd.model import DDiT, DDiTConfig
 
     config = load_config(folder)
-    network = DDiT(DDiTConfig.from_dict(OmegaConf.to_container(config.model)))
-    read_weights(folder / WEIGHTS, network, CONFIG)
+    model_config = DDiTConfig.from_dict(OmegaConf.to_container(config.model))
+    network = load_network(folder / WEIGHTS, lambda: DDiT(model_config), CONFIG)
     return network.to(device).eval(), config
 
 
@@ -72,6 +72,52 @@ def write_weights(path: Path, module) -> None:
     weights = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
     save_file(weights, str(path), metadata={"format": "pt"})
     Path(path).chmod(_shareable())
+
+
+FLOATING = {"F64", "F32", "F16", "BF16"}  # safetensors' names of the dtypes a float weight may be stored in
+
+
+class _Declared:
+    """A tensor as a safetensors header declares it: its shape and dtype, no data."""
+
+    def __init__(self, shape, dtype: str):
+        self.shape, self.dtype = tuple(shape), dtype
+
+
+def load_network(path: Path, build, config_name: str, fix: str = ""):
+    """`build()`'s module holding the weights at `path`. The file's header (names, shapes, dtypes) is
+    checked first against a skeleton of `build()` on the meta device, which allocates nothing: a config
+    that declares billions of parameters, or a weight stored as integers, fails on the header before
+    the real module is built. `fix` ends the messages that have one ("; train the guide again")."""
+    import torch
+
+    header = _header(path, fix)
+    with torch.device("meta"):
+        skeleton = build()
+    check_weights(skeleton, header, path, config_name)
+    for name, tensor in skeleton.state_dict().items():
+        if tensor.is_floating_point() and header[name].dtype not in FLOATING:
+            raise UserError(
+                f"{path}: weight {name!r} is stored as {header[name].dtype}, not floating point; "
+                f"unusable{fix}"
+            )
+    module = build()
+    read_weights(path, module, config_name, fix)
+    return module
+
+
+def _header(path: Path, fix: str) -> dict:
+    """{name: _Declared} from a safetensors file's header, reading no tensor data."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {
+                name: _Declared(handle.get_slice(name).get_shape(), handle.get_slice(name).get_dtype())
+                for name in handle.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
+            }
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"{path}: unreadable safetensors file ({err}){fix}") from None
 
 
 def read_weights(path: Path, module, config_name: str, fix: str = "") -> None:
