@@ -468,3 +468,35 @@ def test_an_edited_guide_is_refused_before_its_network_is_built(tmp_path, quick_
         protein_sedd.load_guide(folder, "cpu")
     assert str(refused.value).startswith(f"guide {folder}: guide.json: {message}"), str(refused.value)
     assert str(refused.value).endswith("the file was edited or damaged: train the guide again")
+
+
+def test_a_guide_of_another_model_is_noted_and_of_another_noise_schedule_refused(
+    tmp_path, capsys, quick_run, quick_guide
+):
+    import shutil
+
+    folder = tmp_path / "guide"
+    shutil.copytree(quick_guide, folder)
+    record = json.loads((folder / "guide.json").read_text())
+    out = tmp_path / "d.fasta"
+    args = ["design", "--checkpoint", quick_run, "--guide", folder, "--target", "1", "--n", "2"]
+    args += ["--steps", "4", "--device", "cpu", "--out", out]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0 and "note: the guide was trained against" not in err, err  # its own model: no note
+    (folder / "guide.json").write_text(json.dumps({**record, "model": "pten-family"}))
+    code, _, err = run_cli([*args, "--overwrite"], capsys)
+    assert code == 0, err
+    assert "note: the guide was trained against model 'pten-family'" in err
+    untested = (
+        "not 'run': what its labels mean for this model's sequences is untested; train-guide --checkpoint"
+    )
+    assert f"{untested} {quick_run}" in err
+    noise = {**record["noise"], "type": "geometric"}
+    (folder / "guide.json").write_text(json.dumps({**record, "noise": noise}))
+    out.unlink()
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(
+        f"error: --guide {folder}: trained against a model with noise {noise!r}, but {quick_run}"
+    )
+    assert not out.exists()

@@ -29,6 +29,7 @@ class DesignRun:
     def __init__(self, model, request: DesignRequest, settings: DesignSettings, guidance=None):
         model.check_can_design()
         self.model, self.request, self.settings = model, request, settings
+        self.guidance = guidance
         self.rates = guidance.rates(model) if guidance is not None else None
         self.sampler, self.cached = settings.for_model(model, guided=self.rates is not None)
         self.precision = resolve_precision(settings.precision, model.device)
@@ -57,6 +58,8 @@ class DesignRun:
             lines.append(f"lengths: drawn from the training length distribution of {source}")
         if model.representation.design_note() is not None:
             lines.append(model.representation.design_note())
+        if self.guidance is not None and self.guidance.other_model_note(model) is not None:
+            lines.append(self.guidance.other_model_note(model))
         return lines
 
     def _sampler_note(self, spell: Callable[[str], str]) -> str:

@@ -158,6 +158,18 @@ class Guidance:
         """Whether a guide runs at all (a guide at a scale above 0)."""
         return self.guide is not None and self.scale != 0
 
+    def other_model_note(self, model) -> str | None:
+        """A note when the guide was trained against another model than `model` (same graph and noise
+        schedule, so its ratios are defined, but its labels were learnt on another model's sequences)."""
+        trained = self.guide.record.get("model") if self.steers else None
+        if trained is None or trained == model.name:
+            return None
+        return (
+            f"note: the guide was trained against model {trained!r} ({self.guide.record.get('checkpoint')}), "
+            f"not {model.name!r}: what its labels mean for this model's sequences is untested; "
+            f"train-guide --checkpoint {model.path} trains one against it"
+        )
+
     def rates(self, model) -> GuidedRates | None:
         """The guided rates for `model` (a ProteinSEDD; the guide moves to its device), or None."""
         from protein_sedd.guidance.training import check_model_can_guide
@@ -165,5 +177,22 @@ class Guidance:
         if not self.steers:
             return None
         check_model_can_guide(model)
+        check_guide_matches(self.guide, model)
         self.guide.network.to(model.device)
         return GuidedRates(self.guide, self.target, self.scale)
+
+
+def check_guide_matches(guide, model) -> None:
+    """Refuse a guide trained under another graph or noise schedule than `model`'s: its inputs were
+    sequences noised that way, so its likelihoods of this model's noised sequences are not defined."""
+    from omegaconf import OmegaConf
+
+    ours = {"graph": model.graph.name, "noise": OmegaConf.to_container(model.config.noise)}
+    for key, mine in ours.items():
+        trained = guide.record.get(key)
+        if trained is not None and trained != mine:
+            raise UserError(
+                f"{{guide}} {guide.path}: trained against a model with {key} {trained!r}, but {model.path} "
+                f"has {mine!r}; train a guide against this model (train-guide --checkpoint {model.path})",
+                field="guide",
+            )
