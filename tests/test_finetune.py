@@ -329,3 +329,34 @@ def test_a_run_from_before_trainer_patience_resumes(parent, tmp_path):
     torch.save(state, run / "checkpoint" / "trainer_state.pt")
     assert run_cli(["train", "--out", run, "--resume", "--max-steps", 3])[0] == 0
     assert _early_stopping(run)["best_step"] == 0  # step 3 is no scheduled validation (val_every 500)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "nan", "mismatched", "pickled"])
+def test_a_damaged_parent_is_refused_before_the_run_folder_is_claimed(parent, data, tmp_path, capsys, damage):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "parent"
+    shutil.copytree(parent / "checkpoint", copy)
+    weights = copy / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+        expected = "unreadable safetensors file"
+    elif damage == "pickled":
+        torch.save({k: v.clone() for k, v in load_file(weights).items()}, weights)  # not memory-mapped
+        expected = "unreadable safetensors file"
+    else:
+        tensors = {k: v.clone() for k, v in load_file(weights).items()}  # not mapped from the file rewritten
+        if damage == "nan":
+            tensors["embedding.weight"][0, 0] = float("nan")
+            expected = "weight 'embedding.weight' holds NaN or infinite values"
+        else:
+            tensors["embedding.weight"] = tensors["embedding.weight"][:, :8].contiguous()
+            expected = "weights do not match config.yaml: 'embedding.weight' has shape"
+        save_file(tensors, str(weights))
+    out = tmp_path / "ft"
+    code, _, err = run_cli(["train", "--fasta", data, "--out", out, "--init-from", copy], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: --init-from: {weights}: ") and expected in err, err
+    assert not out.exists()  # no config.yaml, splits.json or .protein-sedd/ left behind

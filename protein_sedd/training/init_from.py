@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.datasets import sha256_of
 from protein_sedd.errors import UserError
-from protein_sedd.model.folder import WEIGHTS, load_config
+from protein_sedd.model.folder import WEIGHTS, load_config, load_model_folder
 from protein_sedd.model.sources import DEFAULT_MODEL, load_checkpoint, resolve_checkpoint_dir
 
 ALIASES = {"bundled": DEFAULT_MODEL}  # `--init-from bundled`: the model that ships in the package
@@ -58,6 +58,9 @@ def parent_record(source: str) -> tuple[Path, DictConfig, dict]:
     try:
         checkpoint_dir = resolve_checkpoint_dir(name)
         config = load_config(checkpoint_dir)
+        # the weights too (readable, matching the config, finite), before the run's folder is claimed:
+        # a truncated, pickled or NaN parent then leaves no run folder behind
+        load_model_folder(checkpoint_dir)
     except UserError as err:
         raise UserError("{init_from}: " + err.message(), field="init_from") from None
     tokens = (config.get("alphabet") or {}).get("tokens")
