@@ -290,6 +290,24 @@ def test_bootstrap_interval_covers_the_population_rho_about_95_percent_of_the_ti
     assert 0.89 <= covered / repeats <= 0.99
 
 
+def test_large_tables_take_fishers_interval_which_agrees_with_the_bootstrap_where_they_meet():
+    from protein_sedd.evaluation.variants import BOOTSTRAP_MAX_PAIRS
+
+    truth = 6 / math.pi * math.asin(0.25)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(BOOTSTRAP_MAX_PAIRS + 1)
+    y = 0.5 * x + math.sqrt(0.75) * rng.standard_normal(len(x))
+    fisher = spearman_interval(x, y, resamples=1000)
+    assert (fisher.method, fisher.resamples) == ("fisher-z", 0)
+    half = 1.959963984540054 * math.sqrt(1.06 / (len(x) - 3))
+    assert fisher.low == pytest.approx(math.tanh(math.atanh(fisher.rho) - half), abs=1e-12)
+    assert fisher.high == pytest.approx(math.tanh(math.atanh(fisher.rho) + half), abs=1e-12)
+    assert fisher.low <= truth <= fisher.high
+    bootstrap = spearman_interval(x[:-1], y[:-1], resamples=300)  # one pair fewer: the bootstrap
+    assert bootstrap.method == "bootstrap"
+    assert abs(bootstrap.low - fisher.low) < 2e-3 and abs(bootstrap.high - fisher.high) < 2e-3
+
+
 def test_auc_counts_ties_as_half():
     assert roc_auc([3, 4], [1, 2]) == 1.0
     assert roc_auc([1, 2], [3, 4]) == 0.0

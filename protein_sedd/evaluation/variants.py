@@ -463,7 +463,7 @@ def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Correlation:
-    """Spearman's rho of n pairs and its percentile bootstrap interval at `confidence`."""
+    """Spearman's rho of n pairs and its interval at `confidence` (`method`: how it was computed)."""
 
     rho: float
     low: float
@@ -471,9 +471,16 @@ class Correlation:
     n: int
     confidence: float
     resamples: int
+    method: str = "bootstrap"
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+# Above this many pairs the interval is Fisher's z with Fieller's variance 1.06 / (n - 3) instead of the
+# bootstrap, whose cost grows with n (300,000 pairs: 8 minutes; 3,000,000 did not finish). Measured on
+# rho 0.5 pairs: at 20,000 pairs the two intervals agree within 5e-4; the bootstrap there takes 6 s.
+BOOTSTRAP_MAX_PAIRS = 20_000
 
 
 def spearman_interval(x, y, *, resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> Correlation:
@@ -481,7 +488,8 @@ def spearman_interval(x, y, *, resamples: int = 1000, confidence: float = 0.95, 
 
     The pairs are resampled with replacement `resamples` times (numpy generator seeded by `seed`); the
     interval holds the central `confidence` of the resampled rhos (resamples with a constant side, whose
-    rho is undefined, are left out). NaN everywhere with fewer than 3 pairs.
+    rho is undefined, are left out). NaN everywhere with fewer than 3 pairs. Over BOOTSTRAP_MAX_PAIRS
+    pairs, tanh(atanh(rho) -+ z sqrt(1.06 / (n - 3))) instead (method 'fisher-z', no resamples).
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
@@ -490,6 +498,14 @@ def spearman_interval(x, y, *, resamples: int = 1000, confidence: float = 0.95, 
     if n < 3:
         return Correlation(math.nan, math.nan, math.nan, n, confidence, resamples)
     rho = spearman(x, y)
+    if n > BOOTSTRAP_MAX_PAIRS:
+        from statistics import NormalDist
+
+        if not math.isfinite(rho) or abs(rho) >= 1:
+            return Correlation(rho, rho, rho, n, confidence, 0, "fisher-z")
+        half = NormalDist().inv_cdf(0.5 + confidence / 2) * math.sqrt(1.06 / (n - 3))
+        z = math.atanh(rho)
+        return Correlation(rho, math.tanh(z - half), math.tanh(z + half), n, confidence, 0, "fisher-z")
     rng = np.random.default_rng(seed)
     chunk = max(1, 4_000_000 // n)  # resamples per block: bounded memory for any n
     values = []
