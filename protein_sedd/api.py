@@ -347,11 +347,19 @@ class ProteinSEDD(TrainedModel):
                 "pass overwrite=True to write the model's four files into it (other files stay)"
             )
         provenance = {**self._provenance(), **extra}
+        created = not target.exists()
         target.mkdir(parents=True, exist_ok=True)
-        save_model_folder(target, self.network, self.config, atomic_files=True)  # replaced file by file
-        write_json_atomic(target / "provenance.json", provenance)
-        card = model_card(target.resolve().name, self.config, provenance, self.network.num_parameters())
-        write_text_atomic(target / "README.md", card)  # last: its front matter marks the folder complete
+        try:
+            save_model_folder(target, self.network, self.config, atomic_files=True)  # replaced file by file
+            write_json_atomic(target / "provenance.json", provenance)
+            card = model_card(target.resolve().name, self.config, provenance, self.network.num_parameters())
+            write_text_atomic(target / "README.md", card)  # last: its front matter marks the folder complete
+        except BaseException:
+            if created:  # a folder this call made and could not fill (a full disk) is not left behind
+                import shutil
+
+                shutil.rmtree(target, ignore_errors=True)
+            raise
         return target
 
     def _provenance(self) -> dict:

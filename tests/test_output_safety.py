@@ -259,3 +259,67 @@ def test_an_own_link_is_removed_as_a_link_never_followed(tmp_path):
         folder.remove_own_files()
     assert not (folder.path / "results.csv").is_symlink() and not (folder.path / "plots").is_symlink()
     assert (outside / "keep.txt").read_text() == "data"
+
+
+# what the libraries really raise on a full disk (neither is an OSError)
+SAFETENSORS_FULL = (
+    'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+)
+TORCH_SHORT_WRITE = "[enforce fail at inline_container.cc:603] . unexpected pos 1152 vs 1046"
+
+
+def _safetensors_full(tensors, filename, metadata=None):
+    from safetensors import SafetensorError
+
+    Path(filename).write_bytes(b"partial")
+    raise SafetensorError(SAFETENSORS_FULL)
+
+
+def test_a_torch_short_write_on_a_full_disk_keeps_the_last_good_checkpoint(
+    tmp_path, synthetic_fasta, capsys, monkeypatch
+):
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    assert run_cli(["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS], capsys)[0] == 0
+    good = snapshot(run / "checkpoint")
+
+    def short_write(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"partial")
+        raise RuntimeError(TORCH_SHORT_WRITE)
+
+    monkeypatch.setattr(torch, "save", short_write)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=4096))  # the disk is full
+    code, _, err = run_cli(["train", "--out", run, "--resume", "--max-steps", "4"], capsys)
+    assert code == 2
+    assert one_error_line(err).startswith(f"error: no space left on {run} (while writing checkpoint)")
+    assert snapshot(run / "checkpoint") == good
+    from protein_sedd.io.atomic import raise_no_space
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=10 * 1024**3))
+    with pytest.raises(RuntimeError, match="unexpected pos"), raise_no_space(run / "x"):
+        raise RuntimeError(TORCH_SHORT_WRITE)  # with room left it is no full disk: it stays an error
+
+
+def test_safetensors_on_a_full_disk_from_save_pretrained_and_train_guide(tmp_path, capsys, monkeypatch):
+    import protein_sedd
+
+    monkeypatch.setattr("safetensors.torch.save_file", _safetensors_full)
+    model = protein_sedd.load("acyp-tiny", "cpu")
+    target = tmp_path / "saved"
+    with pytest.raises(UserError) as refused:
+        model.save_pretrained(target)
+    assert str(refused.value).startswith(f"no space left on {target} (while writing model.safetensors)")
+    assert not target.exists()  # the folder it made is not left behind, empty
+    labels = tmp_path / "labels.csv"
+    labels.write_text("sequence,label\n" + "".join(f"MKVLAGHEWR{'A' * i},{i % 2}\n" for i in range(10)))
+    out = tmp_path / "guide"
+    code, _, err = run_cli(
+        ["train-guide", "--labels", labels, "--out", out, "--steps", 2, "--device", "cpu"], capsys
+    )
+    assert code == 2
+    assert one_error_line(err).startswith(f"error: no space left on {out} (while writing guide.safetensors)")
+    assert not out.exists()

@@ -21,6 +21,11 @@ from pathlib import Path
 from protein_sedd.errors import UserError
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# how libraries that do not raise OSError report a full disk: safetensors (Rust I/O errors) and others
+NO_SPACE_WORDS = ("No space left on device", "Disk quota exceeded", "os error 28", "os error 122")
+# torch.save's zip writer reports any short write as "unexpected pos N vs M": on a full disk when the
+# folder has less room than this left
+LOW_SPACE_BYTES = 64 * 1024**2
 
 
 def new_file_mode() -> int:
@@ -39,13 +44,38 @@ def no_space_error(path: Path) -> UserError:
 
 @contextlib.contextmanager
 def raise_no_space(path: Path) -> Iterator[None]:
-    """Turn a full disk or quota met while writing `path` into a `UserError` naming its folder."""
+    """Turn a full disk or quota met while writing `path` into a `UserError` naming its folder, however
+    the writer reports it (an OSError, safetensors' error text, torch.save's short-write error)."""
     try:
         yield
-    except OSError as err:
-        if err.errno in NO_SPACE:
+    except UserError:
+        raise
+    except Exception as err:
+        if is_full_disk(err, path):
             raise no_space_error(path) from None
         raise
+
+
+def is_full_disk(err: BaseException, path: Path) -> bool:
+    if isinstance(err, OSError) and err.errno in NO_SPACE:
+        return True
+    text = str(err)
+    if any(words in text for words in NO_SPACE_WORDS):
+        return True
+    return "unexpected pos" in text and free_bytes(path) < LOW_SPACE_BYTES
+
+
+def free_bytes(path: Path) -> int:
+    """Room left on the filesystem holding `path` (its nearest existing folder)."""
+    import shutil
+
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
 
 
 def temporary_sibling(path: Path, suffix: str = "") -> Path:
