@@ -370,3 +370,26 @@ def test_resume_under_id_hash_checks_the_training_records_by_digest(tmp_path, ca
 def test_id_hash_split_with_nothing_left_names_the_length_filter():
     with pytest.raises(UserError, match=r"no sequences left after the length filter \[1, 5\]"):
         _id_split(_store(50), max_length=5)
+
+
+def test_a_cache_edited_consistently_with_its_manifest_is_refused_when_read(tmp_path):
+    import hashlib
+
+    fasta = _random_fasta(tmp_path / "r.fa", n=40)
+    token_cache(fasta)
+    folder = next(token_cache_root().glob("*-v1"))
+    data = bytearray((folder / "tokens.bin").read_bytes())
+    data[5] = 200  # no residue has this token
+    (folder / "tokens.bin").write_bytes(bytes(data))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["tokens.bin"]["sha256"] = hashlib.sha256(data).hexdigest()  # checksums pass
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    heard = []
+    store, _ = token_cache(fasta, report=heard.append, verify=True)
+    assert heard == [] or all("rebuilding" not in h for h in heard)  # nothing to see in the checksums
+    with pytest.raises(UserError) as refused:
+        [store.record(i) for i in range(len(store))]
+    assert str(refused.value) == (
+        f"{folder / 'tokens.bin'}: record 0 holds token 200, outside the alphabet's 21 residues; the cache "
+        f"was edited or damaged: delete {folder} and the next run builds it again"
+    )

@@ -186,10 +186,21 @@ class TokenStore:
         return counts
 
     def token_array(self, i: int) -> np.ndarray:
+        """Record i's residue tokens; a token outside the alphabet (a cache edited consistently with its
+        manifest, so its checksums pass) is a UserError naming the file, not an IndexError downstream."""
         if "tokens" in self._files:
             start, stop = self.rows("offsets", i, i + 2)
-            return self.rows("tokens", int(start), int(stop))
-        return self.tokens[self.offsets[i] : self.offsets[i + 1]]
+            tokens = self.rows("tokens", int(start), int(stop))
+        else:
+            tokens = self.tokens[self.offsets[i] : self.offsets[i + 1]]
+        if tokens.size and int(tokens.max()) >= len(self._letters):
+            where = Path(self._files["tokens"][0]) if "tokens" in self._files else Path("the token store")
+            raise UserError(
+                f"{where}: record {i} holds token {int(tokens.max())}, outside the alphabet's "
+                f"{len(self._letters)} residues; the cache was edited or damaged: delete {where.parent} "
+                "and the next run builds it again"
+            )
+        return tokens
 
     def token_tensor(self, i: int) -> torch.Tensor:
         return torch.from_numpy(self.token_array(i).astype(np.int64))
