@@ -298,13 +298,13 @@ def test_large_tables_take_fishers_interval_which_agrees_with_the_bootstrap_wher
     x = rng.standard_normal(BOOTSTRAP_MAX_PAIRS + 1)
     y = 0.5 * x + math.sqrt(0.75) * rng.standard_normal(len(x))
     fisher = spearman_interval(x, y, resamples=1000)
-    assert (fisher.method, fisher.resamples) == ("fisher-z", 0)
+    assert (fisher.interval, fisher.resamples) == ("fisher-z", 0)
     half = 1.959963984540054 * math.sqrt(1.06 / (len(x) - 3))
     assert fisher.low == pytest.approx(math.tanh(math.atanh(fisher.rho) - half), abs=1e-12)
     assert fisher.high == pytest.approx(math.tanh(math.atanh(fisher.rho) + half), abs=1e-12)
     assert fisher.low <= truth <= fisher.high
     bootstrap = spearman_interval(x[:-1], y[:-1], resamples=300)  # one pair fewer: the bootstrap
-    assert bootstrap.method == "bootstrap"
+    assert bootstrap.interval == "bootstrap"
     assert abs(bootstrap.low - fisher.low) < 2e-3 and abs(bootstrap.high - fisher.high) < 2e-3
 
 

@@ -463,7 +463,7 @@ def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Correlation:
-    """Spearman's rho of n pairs and its interval at `confidence` (`method`: how it was computed)."""
+    """Spearman's rho of n pairs and its interval at `confidence` (`interval`: how it was computed)."""
 
     rho: float
     low: float
@@ -471,7 +471,7 @@ class Correlation:
     n: int
     confidence: float
     resamples: int
-    method: str = "bootstrap"
+    interval: str = "bootstrap"
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -489,7 +489,7 @@ def spearman_interval(x, y, *, resamples: int = 1000, confidence: float = 0.95, 
     The pairs are resampled with replacement `resamples` times (numpy generator seeded by `seed`); the
     interval holds the central `confidence` of the resampled rhos (resamples with a constant side, whose
     rho is undefined, are left out). NaN everywhere with fewer than 3 pairs. Over BOOTSTRAP_MAX_PAIRS
-    pairs, tanh(atanh(rho) -+ z sqrt(1.06 / (n - 3))) instead (method 'fisher-z', no resamples).
+    pairs, tanh(atanh(rho) -+ z sqrt(1.06 / (n - 3))) instead (interval 'fisher-z', no resamples).
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
