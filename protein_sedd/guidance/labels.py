@@ -33,7 +33,8 @@ def labelled_from(labels, fasta: str | Path | None = None) -> Labelled:
     import pandas as pd
 
     if isinstance(labels, pd.DataFrame):
-        table = labels.map(_cell_text)  # None and NaN are empty cells, as in a CSV, whatever the dtype
+        # None and NaN are empty cells, as in a CSV, whatever the dtype (and pandas 2.0 has no DataFrame.map)
+        table = labels.astype(object).where(labels.notna(), "").astype(str)
         return labelled_rows(
             table, "labels", None if fasta is None else Path(fasta), lambda row: f"labels row {row}"
         )
@@ -93,12 +94,6 @@ def labelled_rows(table, path: str, fasta: Path | None, row_name) -> Labelled:
 
 
 MAX_LABEL = 1e15  # larger labels overflow float32 once squared in training: the guide's weights became NaN
-
-
-def _cell_text(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
 
 
 def _number(text: str, line: str) -> float:

@@ -57,6 +57,8 @@ def parse_number(value) -> float:
         raise ValueError(f"{value!r} is not a number")
     if isinstance(value, (int, float, np.integer, np.floating)):
         number = float(value)
+        if math.isnan(number):  # a float32 or other NaN: missing, as a float NaN is
+            return math.nan
     else:
         text = str(value).strip()
         if text in MISSING:
