@@ -315,7 +315,7 @@ class ProteinSEDD(TrainedModel):
         these four files, keeping the rest). Never inside a checkpoint or over the model's own folder.
         `provenance` adds records (data, command, evaluations) to provenance.json.
         """
-        from protein_sedd.io.atomic import write_json_atomic, write_text_atomic
+        from protein_sedd.io.atomic import json_safe, write_json_atomic, write_text_atomic
         from protein_sedd.io.outputs import is_checkpoint_dir, refuse_clobbering
         from protein_sedd.io.paths import check_output_path
         from protein_sedd.model.folder import save_model_folder
@@ -325,7 +325,7 @@ class ProteinSEDD(TrainedModel):
         check_type("provenance", provenance, dict, "a dict of JSON values")
         extra = provenance or {}
         try:  # before anything is written: a value JSON cannot hold would fail after the weights
-            json.dumps(extra, allow_nan=False)
+            json.dumps(json_safe(extra))  # as provenance.json is written (NaN as null)
         except (TypeError, ValueError) as err:
             raise UserError(
                 f"{{provenance}}: {err}; give text, numbers, lists and dicts", field="provenance"
