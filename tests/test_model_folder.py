@@ -16,6 +16,15 @@ from protein_sedd.model.folder import CONFIG, WEIGHTS, load_model_folder, save_m
 from protein_sedd.model.sources import bundled_checkpoint
 
 
+def _bundled_copy(tmp_path):
+    """(a model folder holding the bundled model, its config): a copy to damage."""
+    network, config = load_model_folder(bundled_checkpoint())
+    folder = tmp_path / "m"
+    folder.mkdir()
+    save_model_folder(folder, network, config)
+    return folder, config
+
+
 def _mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -38,10 +47,7 @@ def test_a_saved_folder_loads_back_the_same_weights_and_config_with_shareable_fi
 
 
 def test_diverged_or_mismatched_weights_are_refused_naming_the_file(tmp_path):
-    network, config = load_model_folder(bundled_checkpoint())
-    folder = tmp_path / "m"
-    folder.mkdir()
-    save_model_folder(folder, network, config)
+    folder, config = _bundled_copy(tmp_path)
     weights = load_file(folder / WEIGHTS)
     weights["embedding.weight"][0, 0] = float("nan")
     save_file(weights, str(folder / WEIGHTS))
@@ -84,10 +90,7 @@ def test_a_config_declaring_billions_of_parameters_fails_on_the_weights_header_w
 
     import protein_sedd.model as model_module
 
-    network, config = load_model_folder(bundled_checkpoint())
-    folder = tmp_path / "m"
-    folder.mkdir()
-    save_model_folder(folder, network, config)
+    folder, config = _bundled_copy(tmp_path)
     # 8e8 parameters (3.2 GB if built; the same path held 9.7e9, under the config's 1e10 bound)
     huge = OmegaConf.merge(config, {"model": {"hidden_size": 4096, "n_heads": 32}})
     OmegaConf.save(huge, folder / CONFIG)
@@ -109,10 +112,7 @@ def test_a_config_declaring_billions_of_parameters_fails_on_the_weights_header_w
 
 
 def test_a_weight_stored_as_integers_is_refused(tmp_path):
-    network, config = load_model_folder(bundled_checkpoint())
-    folder = tmp_path / "m"
-    folder.mkdir()
-    save_model_folder(folder, network, config)
+    folder, config = _bundled_copy(tmp_path)
     weights = load_file(folder / WEIGHTS)
     weights["final.linear.bias"] = weights["final.linear.bias"].to(torch.int64)  # same name and shape
     save_file(weights, str(folder / WEIGHTS))

@@ -58,8 +58,9 @@ class DesignRun:
             lines.append(f"lengths: drawn from the training length distribution of {source}")
         if model.representation.design_note() is not None:
             lines.append(model.representation.design_note())
-        if self.guidance is not None and self.guidance.other_model_note(model) is not None:
-            lines.append(self.guidance.other_model_note(model))
+        note = self.guidance.other_model_note(model) if self.guidance is not None else None
+        if note is not None:
+            lines.append(note)
         return lines
 
     def _sampler_note(self, spell: Callable[[str], str]) -> str:

@@ -10,7 +10,7 @@ import torch
 from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, check_int
 from protein_sedd.data.batches import encode_all
 from protein_sedd.diffusion.likelihood import LN2
-from protein_sedd.errors import UserError
+from protein_sedd.errors import UserError, check_type
 from protein_sedd.io.fasta import FastaRecord
 
 
@@ -70,10 +70,7 @@ def check_evaluation_settings(sequences, dataset, split, t_samples, batch_size, 
             "give one of {dataset} NAME (with {split}) or {sequences} PATH, not both",
             field=("dataset", "split", "sequences"),
         )
-    if dataset is not None and not isinstance(dataset, str):
-        raise UserError(
-            f"{{dataset}}: expected a dataset name, got {type(dataset).__name__}", field="dataset"
-        )
+    check_type("dataset", dataset, str, "a dataset name")
     if split not in SPLITS:
         raise UserError(f"{{split}} {split!r}: choose train, valid or test", field="split")
     if isinstance(sequences, (str, bytes)):

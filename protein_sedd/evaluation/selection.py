@@ -230,14 +230,21 @@ def default_rank_key(tables: dict) -> str:
 
 
 def _filters(frame: pd.DataFrame, tables: dict, t: Thresholds):
-    """(stage name, the parameter setting it, which designs pass) for each filter that applies."""
-    if "fold-eval" in tables:
+    """(stage name, the parameter setting it, which designs pass) for each filter that applies (its table,
+    FILTER_TABLES, is given)."""
+
+    def applies(field: str) -> bool:
+        return FILTER_TABLES[field] in tables
+
+    if applies("min_plddt"):
         yield f"plddt >= {t.min_plddt:g}", "min_plddt", frame["mean_plddt"] >= t.min_plddt
-    if "seq-eval" in tables:
+    if applies("min_family_bits"):
         bits = frame["family_bits"] >= t.min_family_bits
         yield f"family bits >= {t.min_family_bits:g}", "min_family_bits", bits
+    if applies("max_nearest_identity"):
         novel = frame["nearest_identity"] <= t.max_nearest_identity
         yield f"nearest identity <= {t.max_nearest_identity:g}", "max_nearest_identity", novel
+    if applies("keep_low_complexity"):
         if not t.keep_low_complexity:
             flags = frame["low_complexity"].astype(str).str.lower().isin(["true", "1", "yes"])
             yield "not low-complexity", "keep_low_complexity", ~flags

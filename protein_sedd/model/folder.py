@@ -4,7 +4,7 @@ A model folder holds `model.safetensors` (the weights, never pickled) and `confi
 config: model, graph, noise, alphabet, lengths, data record). A training checkpoint is one (plus
 trainer_state.pt, `training/checkpoint.py`), and so is a saved model (plus provenance.json and a model
 card, `ProteinSEDD.save_pretrained`); a guide folder stores its weights the same way (`write_weights`,
-`read_weights`) beside its own guide.json. The names live here, and this module imports nothing heavy at
+`load_network`) beside its own guide.json. The names live here, and this module imports nothing heavy at
 the top, so the output-safety checks that recognise a model folder load no torch.
 """
 
@@ -85,11 +85,15 @@ class _Declared:
 
 
 def load_network(path: Path, build, config_name: str, fix: str = ""):
-    """`build()`'s module holding the weights at `path`. The file's header (names, shapes, dtypes) is
-    checked first against a skeleton of `build()` on the meta device, which allocates nothing: a config
-    that declares billions of parameters, or a weight stored as integers, fails on the header before
-    the real module is built. `fix` ends the messages that have one ("; train the guide again")."""
+    """`build()`'s module holding the weights at `path`, refusing an unreadable file, weights that do not
+    match the architecture `config_name` describes, a float weight stored as another dtype, and NaN or
+    infinite values (a diverged run: its designs would be all X). The file's header (names, shapes,
+    dtypes) is checked first against a skeleton of `build()` on the meta device, which allocates nothing:
+    a config that declares billions of parameters fails on the header before the real module is built.
+    `fix` ends the messages that have one ("; train the guide again")."""
     import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
 
     header = _header(path, fix)
     with torch.device("meta"):
@@ -101,8 +105,15 @@ def load_network(path: Path, build, config_name: str, fix: str = ""):
                 f"{path}: weight {name!r} is stored as {header[name].dtype}, not floating point; "
                 f"unusable{fix}"
             )
+    try:
+        weights = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"{path}: unreadable safetensors file ({err}){fix}") from None
+    bad = first_non_finite(weights)
+    if bad is not None:
+        raise UserError(f"{path}: weight {bad!r} holds NaN or infinite values; unusable{fix}")
     module = build()
-    read_weights(path, module, config_name, fix)
+    module.load_state_dict(weights)
     return module
 
 
@@ -112,30 +123,10 @@ def _header(path: Path, fix: str) -> dict:
 
     try:
         with safe_open(str(path), framework="pt") as handle:
-            return {
-                name: _Declared(handle.get_slice(name).get_shape(), handle.get_slice(name).get_dtype())
-                for name in handle.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
-            }
+            slices = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+            return {name: _Declared(part.get_shape(), part.get_dtype()) for name, part in slices.items()}
     except (SafetensorError, OSError, ValueError) as err:
         raise UserError(f"{path}: unreadable safetensors file ({err}){fix}") from None
-
-
-def read_weights(path: Path, module, config_name: str, fix: str = "") -> None:
-    """Load the safetensors file `path` into `module`, refusing an unreadable file, weights that do not
-    match the architecture `config_name` describes, and NaN or infinite values (a diverged run: its
-    designs would be all X). `fix` ends the messages that have one ("; train the guide again")."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        weights = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise UserError(f"{path}: unreadable safetensors file ({err}){fix}") from None
-    check_weights(module, weights, path, config_name)
-    bad = first_non_finite(weights)
-    if bad is not None:
-        raise UserError(f"{path}: weight {bad!r} holds NaN or infinite values; unusable{fix}")
-    module.load_state_dict(weights)
 
 
 def check_weights(module, weights: dict, where: Path, config_name: str = CONFIG) -> None:

@@ -114,9 +114,8 @@ def cpu_threads(threads: int) -> Iterator[int]:
 
 
 def inference_autocast(device: torch.device):
-    """Mixed precision for evaluation passes: bf16 autocast on CUDA, full precision on the CPU."""
-    import torch
+    """Mixed precision for evaluation passes: bf16 autocast on CUDA, full precision on the CPU (scores are
+    numbers users compare across machines; designs choose with `--precision`, runtime/precision.py)."""
+    from protein_sedd.runtime.precision import network_autocast
 
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    return network_autocast(device, "bf16" if device.type == "cuda" else "fp32")

@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from protein_sedd.config.compose import compose_config, config_dir
 from protein_sedd.config.files import load_config_file
 from protein_sedd.config.limits import MAX_TRAIN_STEPS, check_int
-from protein_sedd.errors import UserError
+from protein_sedd.errors import UserError, check_type
 from protein_sedd.io.paths import check_output_path
 
 GROUPS = ("model", "data", "noise", "graph", "trainer")
@@ -88,8 +88,7 @@ def _check_choices(dataset, fasta, out, max_steps, resume, overwrite, init_from)
         if not isinstance(value, bool):
             raise UserError(f"{{{name}}} {value!r}: must be True or False", field=name)
     for name, value in (("dataset", dataset), ("fasta", fasta), ("out", out), ("init_from", init_from)):
-        if value is not None and not isinstance(value, (str, Path)):
-            raise UserError(f"{{{name}}}: expected a path or name, got {type(value).__name__}", field=name)
+        check_type(name, value, (str, Path), "a path or name")
     if max_steps is not None:
         check_int("max_steps", max_steps, 1, MAX_TRAIN_STEPS)
     if resume and overwrite:
