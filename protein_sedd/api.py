@@ -82,6 +82,7 @@ class ProteinSEDD(TrainedModel):
         guide=None,
         target: float | None = None,
         guide_scale: float = 1.0,
+        guidance: str = "taylor",
     ) -> Designs:
         """Design `n` sequences by `steps`-step tau-leaping from t = 1, then a final denoise.
 
@@ -99,7 +100,11 @@ class ProteinSEDD(TrainedModel):
         `guide` (a guide from `train_guide`/`load_guide`, or its folder) steers the designs toward `target`
         (a class of the guide, or a value): the unmasking rates times the guide's likelihood ratios to the
         power `guide_scale` (protein_sedd/guidance/reweighting.py); guided designs take the step loop, and
-        `guide_scale=0` gives the unguided designs exactly.
+        `guide_scale=0` gives the unguided designs exactly. `guidance`: how the ratios are computed,
+        'taylor' (first order, one guide forward + backward pass per sequence and step; at scale 1 it
+        steers less than conditioning would) or 'exact' (the guide on every one-residue change: in the event
+        sampler 22 guide passes per unmasking event; at scale 1 the designs are conditioned on the label as
+        the guide judges it).
         """
         from protein_sedd.design.request import DesignRequest
         from protein_sedd.design.run import design
@@ -112,8 +117,8 @@ class ProteinSEDD(TrainedModel):
         settings = DesignSettings(
             steps, seed, batch_size, predictor, sampler, temperature, top_p, cache, precision
         )
-        guidance = Guidance(guide, target, guide_scale)
-        return design(self, request, settings, guidance, ranks, progress)
+        guided = Guidance(guide, target, guide_scale, guidance)
+        return design(self, request, settings, guided, ranks, progress)
 
     # -- score and embed ---------------------------------------------------------------------------------
     def score(

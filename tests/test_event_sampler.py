@@ -6,13 +6,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.design.request import masked_starts
 from protein_sedd.diffusion import event_sampling
-from protein_sedd.diffusion.event_sampling import draw_unmask_steps, unmask_step_probabilities
+from protein_sedd.diffusion.event_sampling import (
+    ExactSchedule,
+    draw_unmask_steps,
+    unmask_step_probabilities,
+)
 from protein_sedd.diffusion.noise import GeometricNoise, LogLinearNoise
 from protein_sedd.diffusion.sampling import event_sampler_applies, sample, sigma_grid
 from protein_sedd.diffusion.sampling_controls import SamplingControls, check_sampling_controls
@@ -278,3 +283,76 @@ def test_the_python_api_names_its_own_arguments_and_records_the_sampler():
     designs = model.design(2, steps=8, length=12, top_p=0.9, progress=False)
     assert designs[0].header.endswith(f"checkpoint=acyp-tiny sampler=events precision={AUTO} top_p=0.9")
     assert designs.network_passes <= 2 * 9  # at most one pass per sequence and step (8 + the denoise)
+
+
+# ---------------------------------------------------------------- steps="exact": one position per event
+def test_the_exact_schedule_unmasks_one_position_at_a_time_in_a_uniform_order():
+    noise = LogLinearNoise()
+    masked = torch.ones(6000, 4, dtype=torch.bool)
+    masked[:, 2] = False  # a fixed position never unmasks
+    steps, sigmas = ExactSchedule(noise, 4).draw(masked, torch.Generator().manual_seed(0))
+    assert torch.equal(steps[:, 2], torch.full((6000,), -1))
+    drawn = steps[masked]
+    assert sorted(drawn.tolist()) == list(range(6000 * 3))  # every event its own step
+    assert all(a >= b for a, b in zip(sigmas, sigmas[1:], strict=False))  # visited from t = 1 down
+    # the order of the three positions within a row: each of the 3! orders equally likely
+    orders = Counter(tuple(np.argsort(row[[0, 1, 3]].numpy())) for row in steps)
+    assert len(orders) == 6 and all(abs(c / 6000 - 1 / 6) < 4 * math.sqrt(1 / 6 * 5 / 6 / 6000) for c in
+                                    orders.values()), orders  # fmt: skip
+    # each event's mask probability 1 - e^-sigma_bar is uniform on (0, 1 - e^-sigma_bar(1)]
+    top = -math.expm1(-float(noise.total(torch.tensor(1.0, dtype=torch.float64))))
+    fractions = -np.expm1(-np.array(sigmas))
+    assert 0 < fractions.min() and fractions.max() <= top
+    assert abs(fractions.mean() - top / 2) < 4 * top / math.sqrt(12 * len(fractions))
+
+
+def null_tv_quantile(q: np.ndarray, n: int, level: float) -> float:
+    """The `level` quantile of the TV distance between n exact draws from q and q itself."""
+    draws = np.random.default_rng(0).multinomial(n, q, size=4000) / n
+    return float(np.quantile(0.5 * np.abs(draws - q).sum(-1), level))
+
+
+def test_exact_steps_draw_the_distribution_with_no_residue_drawn_jointly():
+    """With exact scores, one position per event draws exactly from the distribution: nothing outside the
+    eight sequences, and the TV distance no larger than 4,000 exact draws would give; 4 steps draw most
+    positions jointly and leave the support."""
+    n = 4000
+    exact = sample(AbsorbingOracle(), ABSORBING, LogLinearNoise(), masked_starts([8] * n), steps="exact",
+                   seed=0, batch_size=n)  # fmt: skip
+    frequencies = support_frequencies(exact.sequences)
+    assert exact.sampler == "events" and frequencies["other"] == 0
+    q = np.array(list(TRUE.values()))
+    assert tv(frequencies, {**TRUE, "other": 0.0}) < null_tv_quantile(q, n, 0.999)
+    assert exact.network_rows == 8 * n  # one pass per position
+    coarse = sample(AbsorbingOracle(), ABSORBING, LogLinearNoise(), masked_starts([8] * n), steps=4, seed=0,
+                    batch_size=n)  # fmt: skip
+    assert support_frequencies(coarse.sequences)["other"] > 0.1
+    with pytest.raises(ValueError, match="event sampler's limit"):
+        sample(AbsorbingOracle(), ABSORBING, LogLinearNoise(), masked_starts([8]), steps="exact", seed=0,
+               sampler="steps")  # fmt: skip
+
+
+def test_design_steps_exact_from_the_command_and_the_api(tmp_path, capsys):
+    import protein_sedd
+
+    out = tmp_path / "designs.fasta"
+    args = ["design", "--n", "3", "--length", "20", "--out", out, "--device", "cpu", "--steps"]
+    code, _, err = run_cli([*args, "exact"], capsys)
+    assert code == 0, err
+    assert "design: 3 designs, exact steps" in err and "60 sequence passes (one per designed position)" in err
+    records = read_fasta(out)
+    assert [r.description.split()[2] for r in records] == ["steps=exact"] * 3
+    model = protein_sedd.load("acyp-tiny", "cpu")
+    designs = model.design(3, steps="exact", length=20, progress=False)
+    assert [d.sequence for d in designs] == [r.sequence for r in records]
+    assert designs.network_passes == 60
+    for extra, message in [
+        (["abc"], "--steps 'abc': give a number of steps (1..100_000) or 'exact'"),
+        (["exact", "--sampler", "steps"], "--steps exact: one position per event needs the event sampler, "
+         "which does not run here (--sampler steps); give a number of steps"),
+        (["exact", "--predictor", "euler"], "(euler predictor)"),
+    ]:  # fmt: skip
+        code, _, err = run_cli([*args, *extra], capsys)
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+    with pytest.raises(UserError, match="^steps 'many': give a number of steps"):
+        model.design(2, steps="many", progress=False)

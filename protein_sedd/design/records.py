@@ -19,7 +19,9 @@ DESIGN_HEADER = (
     "{note}"
 )
 # what `is_design_fasta` recognises: every header written from DESIGN_HEADER
-DESIGN_HEADER_PATTERN = re.compile(r">design_\d{4,} length=\d+ steps=\d+ seed=\d+ predictor=\S+ checkpoint=")
+DESIGN_HEADER_PATTERN = re.compile(
+    r">design_\d{4,} length=\d+ steps=(\d+|exact) seed=\d+ predictor=\S+ checkpoint="
+)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Design:
     id: str  # design_0001, design_0002, ... in request order
     sequence: str
     length: int
-    steps: int
+    steps: int | str  # or 'exact'
     seed: int
     predictor: str
     checkpoint: str  # the model's name

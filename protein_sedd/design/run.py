@@ -17,7 +17,7 @@ from collections.abc import Callable
 from protein_sedd.design.records import Design, Designs
 from protein_sedd.design.request import DesignRequest
 from protein_sedd.design.settings import DesignSettings
-from protein_sedd.diffusion.sampling import in_input_order, sample_batches
+from protein_sedd.diffusion.sampling import EXACT, in_input_order, progress_ticks, sample_batches
 from protein_sedd.runtime.distributed import Distributed
 from protein_sedd.runtime.precision import resolve_precision
 
@@ -31,7 +31,8 @@ class DesignRun:
         self.model, self.request, self.settings = model, request, settings
         self.guidance = guidance
         self.rates = guidance.rates(model) if guidance is not None else None
-        self.sampler, self.cached = settings.for_model(model, guided=self.rates is not None)
+        self.guided = self.rates.method.name if self.rates is not None else None
+        self.sampler, self.cached = settings.for_model(model, self.guided)
         self.precision = resolve_precision(settings.precision, model.device)
         # length mistakes show before any work
         self.starts, self.note = request.starts(model.length_prior, settings.seed)
@@ -44,7 +45,10 @@ class DesignRun:
         model, settings, n = self.model, self.settings, len(self.starts)
         rates = self.rates
         guide = (
-            f"guide {rates.guide.path} toward {rates.target:g} at scale {rates.scale:g}, " if rates else ""
+            f"guide {rates.guide.path} toward {rates.target:g} at scale {rates.scale:g} ({rates.method.name} "
+            f"ratios: {rates.method.cost}), "
+            if rates
+            else ""
         )
         lines = [
             f"design: {n} designs, {settings.steps} steps, predictor {settings.predictor}, "
@@ -79,13 +83,7 @@ class DesignRun:
             cache = "cache on" if settings.cache else f"cache off ({spell('no_cache')})"
         if settings.sampler == "steps":
             return f"sampler steps, {cache}"
-        if self.rates is not None:
-            reason = "a guide reweights the unmasking rates"
-        elif settings.predictor != "analytic":
-            reason = f"{settings.predictor} predictor"
-        else:
-            reason = not_applicable
-        return f"sampler steps (events do not apply: {reason}), {cache}"
+        return f"sampler steps (events do not apply: {settings.why_not_events(model, self.guided)}), {cache}"
 
     def run(self, ranks: Distributed | None = None, progress: bool | Callable[[], None] = True) -> Designs:
         """The designs, in request order (see `design`)."""
@@ -93,7 +91,8 @@ class DesignRun:
         ranks = ranks or Distributed()
         began = time.perf_counter()
         own_batches = sum(ranks.owns(b) for b in range(math.ceil(len(starts) / settings.batch_size)))
-        with _StepProgress(progress, ranks, own_batches, settings.steps) as advance:
+        ticks = progress_ticks(settings.steps, starts)
+        with _StepProgress(progress, ranks, own_batches, ticks, settings.steps == EXACT) as advance:
             designed = list(
                 sample_batches(
                     model.network, model.graph, model.noise, starts, steps=settings.steps, seed=settings.seed,
@@ -154,7 +153,7 @@ def design(
     `guidance`: None or a `protein_sedd.guidance.reweighting.Guidance`. `ranks` shares the batches among
     torchrun ranks: rank 0 returns every design, the other ranks an empty list. `progress`: True for a bar
     (a log line every 30 s when stderr is no terminal), False for silence, or a callable run once per
-    sampling step.
+    sampling step (with steps="exact": once per position of the longest design, spread over the events).
     """
     return DesignRun(model, request, settings, guidance).run(ranks, progress)
 
@@ -162,8 +161,13 @@ def design(
 class _StepProgress:
     """The per-step callback for `progress` (see `design`), as a context manager."""
 
-    def __init__(self, progress, ranks: Distributed, batches: int, steps: int):
-        self.progress, self.ranks, self.loop = progress, ranks, None
+    def __init__(self, progress, ranks: Distributed, batches: int, steps: int, positions: bool = False):
+        self.progress, self.ranks, self.loop, self.unit = (
+            progress,
+            ranks,
+            None,
+            "positions" if positions else "steps",
+        )
         self.batches, self.total = (batches, steps), batches * steps
 
     def __enter__(self) -> Callable[[], None]:
@@ -177,7 +181,7 @@ class _StepProgress:
 
         # the count runs over every batch's steps: say so, or 361/3072 reads as a run of 3,072 steps
         batches, steps = self.batches
-        label = f"design steps ({batches} batch{'es' if batches > 1 else ''} x {steps}"
+        label = f"design {self.unit} ({batches} batch{'es' if batches > 1 else ''} x {steps}"
         label += ")" if not self.ranks.enabled else ", rank 0)"
         self.loop = LoopProgress(Console(stderr=True), label, self.total).__enter__()
         return self.loop.advance

@@ -21,6 +21,7 @@ passes per sequence = its number of distinct unmasking steps.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -56,6 +57,40 @@ def draw_unmask_steps(
     step = torch.searchsorted(cumulative, (u * cumulative[-1]).reshape(-1), right=True).reshape(u.shape)
     step = step.clamp(max=len(probabilities) - 1)
     return torch.where(masked, step, -1)
+
+
+class GridSchedule:
+    """Unmasking steps on the sampler's time grid: `sigmas` are sigma_bar at t_0 .. t_K (K steps, the last
+    the final denoise); `ticks` progress calls, one per step."""
+
+    def __init__(self, sigmas: list[float]):
+        self.sigmas, self.ticks = sigmas, len(sigmas) - 1
+        self.probabilities = unmask_step_probabilities(sigmas)
+
+    def draw(self, masked: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, list[float]]:
+        """(the step of each masked position [B, W], -1 elsewhere; sigma_bar of each step)."""
+        return draw_unmask_steps(masked, self.probabilities, generator), self.sigmas
+
+
+class ExactSchedule:
+    """One position per step: each masked position's own unmasking time, drawn in continuous time (see the
+    module doc), its step the rank of that time in the batch. `noise` gives sigma_bar(1); `ticks` progress
+    calls per batch (the caller's count, e.g. the longest design's length)."""
+
+    def __init__(self, noise, ticks: int):
+        self.sigma_start, self.ticks = float(noise.total(torch.tensor(1.0, dtype=torch.float64))), ticks
+
+    def draw(self, masked: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, list[float]]:
+        """(each masked position's step [B, W], distinct, -1 elsewhere; sigma_bar at each step's time)."""
+        u = uniforms(masked.shape, generator, masked.device)  # one per position, as draw_unmask_steps
+        survive = (1.0 - u)[masked]  # S(tau) in (0, 1]: the earliest unmask first
+        order = torch.argsort(-survive, stable=True)
+        step = torch.empty_like(order)
+        step[order] = torch.arange(len(order), device=order.device)
+        steps = torch.full(masked.shape, -1, dtype=torch.long, device=masked.device)
+        steps[masked] = step
+        sigmas = (-torch.log1p(-survive[order] * -math.expm1(-self.sigma_start))).tolist()
+        return steps, sigmas
 
 
 class EventPlan:
@@ -154,30 +189,38 @@ def sample_events(
     graph,
     x: torch.Tensor,
     lengths: torch.Tensor,
-    sigmas: list[float],
+    schedule: GridSchedule | ExactSchedule,
     controls: SamplingControls,
     generator: torch.Generator,
     on_step: Callable[[], None],
     precision: str = "fp32",
+    guide=None,
 ) -> tuple[torch.Tensor, int]:
     """(designed tokens [B, W], network passes) from start rows x (mask = to design); see the module doc.
 
-    `on_step` runs `steps` (len(sigmas) - 1) times in all, spread over the rounds, as the step loop's;
-    `precision` (bf16 or fp32) is what the network computes in (runtime/precision.py).
+    `schedule` draws when each position unmasks (GridSchedule: the step grid; ExactSchedule: one position
+    at a time). `on_step` runs `schedule.ticks` times in all, spread over the rounds; `precision` (bf16 or
+    fp32) is what the network computes in (runtime/precision.py); `guide`: None, or guided rates with
+    exact ratios (reweighting.GuidedRates), which reweight each event's residue draw.
     """
-    device, steps, lengths_host = x.device, len(sigmas) - 1, lengths.cpu().numpy()
-    plan = EventPlan(draw_unmask_steps(x == graph.mask_index, unmask_step_probabilities(sigmas), generator))
+    device, ticks, lengths_host = x.device, schedule.ticks, lengths.cpu().numpy()
+    unmask_step, sigmas = schedule.draw(x == graph.mask_index, generator)
+    plan = EventPlan(unmask_step)
     x, reported = x.clone(), 0
     for number, (rows, row_steps, local, cols) in enumerate(plan, start=1):
         logits = _event_logits(
             model, x, lengths, lengths_host, rows, row_steps, local, cols, sigmas, graph.n, precision
         )
         probs = controls.apply(torch.softmax(logits, dim=-1))  # p(. | current tokens) at each event
+        if guide is not None:
+            row_index = torch.from_numpy(rows).to(device)
+            noise = [sigmas[k] for k in row_steps]
+            probs = guide.reweight_events(probs, x[row_index], lengths[row_index], noise, local, cols)
         drawn = sample_categorical(probs, uniforms((len(cols),), generator, device))
         x[torch.from_numpy(rows[local]).to(device), torch.from_numpy(cols).to(device)] = drawn
-        for _ in range(steps * number // len(plan) - reported):
+        for _ in range(ticks * number // len(plan) - reported):
             on_step()
-        reported = steps * number // len(plan)
-    for _ in range(steps - reported):
+        reported = ticks * number // len(plan)
+    for _ in range(ticks - reported):
         on_step()
     return x, plan.passes

@@ -10,12 +10,13 @@ so each row keeps its last softmax and the network re-runs only on rows whose to
 The uniforms for every row and step are drawn in the same order either way, so the cached and uncached
 samplers make the same draws from the same probabilities.
 
-Samplers: `sampler="events"` (the default) runs the analytic predictor of a time-independent absorbing
-model as event_sampling.py does, visiting only steps where positions unmask: the same distribution as
-this step loop at the same `steps`, not the same draws. Where it does not apply (`event_sampler_applies`)
-and with `sampler="steps"`, the step loop below runs: each step computes scores, the graph's reverse
-weights from them (graph.py), then draws. Samplers are entries of `SAMPLERS` (name -> `Sampler`: where it
-applies, its fallback, how it runs a batch); a third sampler is a third entry.
+Samplers: `sampler="events"` (the default) runs the analytic predictor of a time-independent absorbing model
+as event_sampling.py does, visiting only steps where positions unmask: the same distribution as this step loop
+at the same `steps`, not the same draws; `steps="exact"` is its limit of infinitely many steps, one position
+per event (the exact reverse process, event sampler only). Where it does not apply (`event_sampler_applies`)
+and with `sampler="steps"`, the step loop below runs: each step computes scores, the graph's reverse weights
+from them (graph.py), then draws. Samplers are entries of `SAMPLERS` (name -> `Sampler`: where it applies, its
+fallback, how it runs a batch); a third sampler is a third entry.
 
 Sampling controls (temperature, top-p; sampling_controls.py) reshape the absorbing graph's normalised
 score over the real tokens, keeping its total, in both samplers.
@@ -32,9 +33,11 @@ import torch
 
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.diffusion.categorical import uniforms
-from protein_sedd.diffusion.event_sampling import sample_events
+from protein_sedd.diffusion.event_sampling import ExactSchedule, GridSchedule, sample_events
 from protein_sedd.diffusion.sampling_controls import SamplingControls
 from protein_sedd.runtime.precision import network_autocast, network_for, resolve_precision
+
+EXACT = "exact"  # steps=EXACT: the event sampler's exact limit, one position per event
 
 
 @dataclass
@@ -50,16 +53,17 @@ def cache_applies(model, graph) -> bool:
     return graph.has_mask and not model.config.time_conditioning
 
 
-def event_sampler_applies(model, graph, predictor: str, guided: bool = False) -> bool:
+def event_sampler_applies(model, graph, predictor: str, guided: str | None = None) -> bool:
     """Whether the event-driven sampler is exact: unmasking times must not depend on the network.
 
     True for the analytic predictor of a time-independent absorbing model; a time-conditioned network's
     score need not sum to 1 / expm1(sigma_bar), the uniform graph has no masks, and euler's unmasking
     probability d / expm1(sigma_bar) is not the analytic schedule the event sampler draws from (it
-    equals it under log-linear noise only). A guide (`guided`, protein_sedd/guidance) reweights the
-    unmasking rates by its likelihood ratios, which changes when positions unmask.
+    equals it under log-linear noise only). `guided`: None, or the guide's ratio method
+    (protein_sedd/guidance). Taylor ratios reweight the unmasking rates and so change when positions
+    unmask; exact ratios leave the total rate as it is (event_sampling.py) and reweight only the residue.
     """
-    return cache_applies(model, graph) and predictor == "analytic" and not guided
+    return cache_applies(model, graph) and predictor == "analytic" and guided in (None, "exact")
 
 
 @dataclass(frozen=True)
@@ -68,18 +72,19 @@ class Sampler:
     (`fallback`, a sampler that always applies), and `run`, one padded batch -> (tokens, network rows)."""
 
     name: str
-    applies: Callable[..., bool]  # (network, graph, predictor, guided) -> bool
+    applies: Callable[..., bool]  # (network, graph, predictor, guide's ratio method or None) -> bool
     fallback: str | None
     run: Callable[..., tuple[torch.Tensor, int]]
 
 
-def _run_events(model, graph, x, lengths, sigmas, sizes, *, predictor, controls, cache, guide, generator,
+def _run_events(model, graph, x, lengths, schedule, sizes, *, predictor, controls, cache, guide, generator,
                 on_step, precision):  # fmt: skip
-    return sample_events(model, graph, x, lengths, sigmas, controls, generator, on_step, precision)
+    return sample_events(model, graph, x, lengths, schedule, controls, generator, on_step, precision, guide)
 
 
-def _run_steps(model, graph, x, lengths, sigmas, sizes, *, predictor, controls, cache, guide, generator,
+def _run_steps(model, graph, x, lengths, schedule, sizes, *, predictor, controls, cache, guide, generator,
                on_step, precision):  # fmt: skip
+    sigmas = schedule.sigmas
     scores = NetworkScores(model, graph, x, lengths, cache, controls, precision)
     if guide is not None:
         scores = guide.steer(scores)  # the guide runs every step; the network's cache still holds
@@ -95,10 +100,16 @@ SAMPLERS: dict[str, Sampler] = {  # by name: a third sampler is one more entry
 }
 
 
-def sampler_that_runs(model, graph, predictor: str, sampler: str, guided: bool = False) -> str:
-    """The sampler asked for where it applies, else its fallback ("steps" for the event sampler)."""
+def sampler_that_runs(model, graph, predictor: str, sampler: str, guided: str | None = None) -> str:
+    """The sampler asked for where it applies, else its fallback ("steps" for the event sampler).
+    `guided`: None, or the guide's ratio method ("taylor" or "exact")."""
     chosen = SAMPLERS[sampler]
     return chosen.name if chosen.applies(model, graph, predictor, guided) else chosen.fallback
+
+
+def progress_ticks(steps: int | str, starts: list[torch.Tensor]) -> int:
+    """Progress calls per batch: one per step, or with steps="exact" one per position of the longest start."""
+    return max(len(start) for start in starts) if steps == EXACT else steps
 
 
 def time_grid(noise, steps: int) -> torch.Tensor:
@@ -266,10 +277,12 @@ def sample_batches(
 ) -> Iterator[DesignedBatch]:
     """Design the batches of `plan_batches(starts, batch_size)` that `runs_batch` picks, one at a time.
 
+    `steps`: a number of steps, or "exact" (the event sampler only: one position per event).
     `sampler`: "events" (where `event_sampler_applies`, else the step loop) or "steps" (the step loop).
     `guide`: None, or guided rates (protein_sedd.guidance.reweighting.GuidedRates) that reweight the step
-    loop's scores; absorbing graph only. `precision`: what the network computes in (auto, bf16 or fp32;
-    runtime/precision.py); the guide and the draws are not affected.
+    loop's scores, or with exact ratios the event sampler's residue draws; absorbing graph only.
+    `precision`: what the network computes in (auto, bf16 or fp32; runtime/precision.py); the guide and
+    the draws are not affected.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}")
@@ -280,8 +293,15 @@ def sample_batches(
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device)
     network = network_for(model, precision)
-    sigmas, sizes = sigma_grid(noise, steps), step_sizes(noise, steps, predictor)
-    run = SAMPLERS[sampler_that_runs(model, graph, predictor, sampler, guide is not None)].run
+    guided = guide.method.name if guide is not None else None
+    ran = sampler_that_runs(model, graph, predictor, sampler, guided)
+    if steps == EXACT:
+        if ran != "events":
+            raise ValueError("steps='exact' is the event sampler's limit; the step loop needs a number")
+        schedule, sizes = ExactSchedule(noise, progress_ticks(steps, starts)), None
+    else:
+        schedule, sizes = GridSchedule(sigma_grid(noise, steps)), step_sizes(noise, steps, predictor)
+    run = SAMPLERS[ran].run
     step_callback = on_step or (lambda: None)
     for number, batch in enumerate(plan_batches(starts, batch_size)):
         if not runs_batch(number):
@@ -289,7 +309,7 @@ def sample_batches(
         x, lengths = _pad_batch([starts[i] for i in batch], graph.pad_index, device)
         generator = batch_generator(seed, number, device)
         x, rows_run = run(
-            network, graph, x, lengths, sigmas, sizes, predictor=predictor, controls=controls, cache=cache,
+            network, graph, x, lengths, schedule, sizes, predictor=predictor, controls=controls, cache=cache,
             guide=guide, generator=generator, on_step=step_callback, precision=precision,
         )  # fmt: skip
         x = x.cpu()
@@ -310,6 +330,7 @@ def sample(model, graph, noise, starts: list[torch.Tensor], **options) -> Sample
     batches = sample_batches(model, graph, noise, starts, **options)
     sequences, rows_run = in_input_order(list(batches), len(starts))
     predictor, sampler = options.get("predictor", "analytic"), options.get("sampler", "events")
-    ran = sampler_that_runs(model, graph, predictor, sampler, options.get("guide") is not None)
+    guide = options.get("guide")
+    ran = sampler_that_runs(model, graph, predictor, sampler, guide.method.name if guide else None)
     cached = ran == "steps" and options.get("cache", True) and cache_applies(model, graph)
     return SampleResult(sequences, rows_run, cached, ran)
