@@ -155,6 +155,18 @@ def test_near_duplicates_share_the_weight_of_one_sequence(length, block):
     assert identity_weights(gapped, 0.8).tolist() == [0.5, 0.5]
 
 
+@pytest.mark.parametrize("length", [10, 300])
+def test_a_pair_at_exactly_the_threshold_counts_as_neighbours(length):
+    """id >= theta, not >: a pair identical at exactly 80% of the columns shares one weight; at one match
+    fewer it does not."""
+    pair = np.zeros((2, length), dtype=np.uint8)
+    differ = length // 5  # 20% of the columns
+    pair[1, :differ] = 1
+    assert identity_weights(pair, 0.8).tolist() == [0.5, 0.5]
+    pair[1, differ] = 1  # one match fewer: below 80%
+    assert identity_weights(pair, 0.8).tolist() == [1.0, 1.0]
+
+
 @pytest.mark.parametrize("block", [1024, 3])  # 3: pairs of blocks, each counted for both
 def test_kmer_weights_find_the_same_cluster_without_an_alignment(block):
     letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
@@ -171,7 +183,9 @@ def test_pten_neff_matches_the_reference():
     data = read_sequences(path)
     assert data.format == "a2m" and data.focus_id == "PTEN_HUMAN/1-403"
     assert data.columns.shape == (1197, 387) and len(data.records[0].sequence) == 403
-    assert identity_weights(data.columns, 0.8).sum() == pytest.approx(146.0, rel=0.01)
+    weights = identity_weights(data.columns, 0.8)
+    assert weights.sum() == pytest.approx(146.0, abs=0.05)  # the reference, given to one decimal
+    assert np.array_equal(weights, 1 / _brute_force_counts(data.columns, 0.8))  # every count exact
     # the focus columns sit on the wild type's residues: 3,904 of the scan's 4,112 variants fall in them
     wildtype = data.records[data.focus_index].sequence
     letters = np.array(list("ACDEFGHIKLMNPQRSTVWYX"))
@@ -295,7 +309,11 @@ def test_train_on_an_alignment_records_neff_and_designs_full_lengths(tmp_path, c
     config = OmegaConf.load(run / "config.yaml")
     dataset = config.dataset
     assert dataset.format == "a2m" and dataset.weights == "identity" and dataset.n_fragments_filtered == 4
-    assert dataset.min_coverage == 0.5 and 1 <= dataset.neff < 29
+    assert dataset.min_coverage == 0.5
+    # Neff: the weights of the 29 rows kept (fragments dropped first), counted by brute force
+    data = read_sequences(path)
+    kept = data.columns[(data.columns != GAP_CODE).mean(1) >= 0.5]
+    assert len(kept) == 29 and dataset.neff == round(float((1 / _brute_force_counts(kept, 0.8)).sum()), 3)
     lengths = {length for length, _ in config.lengths.histogram}
     assert lengths <= {30, 32} and "full-length" in config.lengths.source
     designs = tmp_path / "d.fa"

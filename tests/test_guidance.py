@@ -142,7 +142,8 @@ def test_train_guide_writes_a_guide_that_loads_and_keeps_foreign_files(tmp_path,
     assert record["task"] == "classify" and record["classes"] == [0.0, 1.0]
     assert record["checkpoint"] == str(quick_run / "checkpoint") and record["graph"] == "absorbing"
     assert record["training"]["n_train"] == 32 and record["training"]["valid"]["n"] == 8
-    assert 0.5 <= record["training"]["valid"]["majority_class_share"] <= 1  # two classes
+    assert set(record["training"]["valid"]) == {"n", "majority_class_share", "accuracy_at_mask_0",
+                                                "accuracy_at_mask_0.5", "accuracy_at_mask_0.9"}  # fmt: skip
 
     guide = protein_sedd.load_guide(out, "cpu")
     assert guide.task == "classify" and guide.classes == [0.0, 1.0] and guide.name == "guide"
@@ -236,6 +237,84 @@ def test_a_regressor_learns_a_count_on_clean_sequences_and_less_under_heavy_mask
     assert valid["rmse_at_mask_0"] < 0.35 * valid["label_std"]  # counted, not guessed
     # the more is masked, the less is known: at m = 0.9 about as little as the labels' spread
     assert valid["rmse_at_mask_0"] < valid["rmse_at_mask_0.5"] < valid["rmse_at_mask_0.9"]
+
+
+def test_the_held_out_report_counts_the_majority_class_and_the_accuracy_by_hand():
+    from protein_sedd.diffusion.graph import build_graph
+    from protein_sedd.guidance.training import held_out_report
+
+    torch.manual_seed(0)
+    guide = Guide(GuideNet(GuideConfig(vocab_size=V, n_outputs=3)).eval(), "classify", [0.0, 1.0, 2.0])
+    sequences = ["ACDEFGHIKL", "MNPQRSTVWY", "ACACACACAC", "WWWWWWWW", "KLKLKLKLKL", "DEDEDE", "GGGGGGGGG",
+                 "PQPQPQPQ"]  # fmt: skip
+    tokens = [ALPHABET.encode(s) for s in sequences]
+    labels = torch.tensor([2.0, 2.0, 2.0, 0.0, 1.0, 1.0, 0.0, 2.0])
+    report = held_out_report(guide, tokens, labels, build_graph("absorbing", ALPHABET), 0, "cpu")
+    assert report["n"] == 8 and report["majority_class_share"] == 0.5  # four of eight are class 2
+    with torch.no_grad():
+        predicted = [int(guide.network(torch.nn.functional.one_hot(t[None], V).float(), torch.zeros(1),
+                                       torch.tensor([len(t)])).argmax()) for t in tokens]  # fmt: skip
+    assert (
+        report["accuracy_at_mask_0"] == sum(p == int(y) for p, y in zip(predicted, labels, strict=True)) / 8
+    )
+
+
+def test_the_log_likelihood_of_each_target_is_its_own_class():
+    """log p(y | x) of a classifier: the log-softmax entry of the target's class, so the classes' likelihoods
+    sum to 1; a regressor's is the Gaussian density of the target in label units."""
+    torch.manual_seed(1)
+    guide = Guide(GuideNet(GuideConfig(vocab_size=V, n_outputs=3)).eval(), "classify", [0.0, 1.0, 5.0])
+    onehot = torch.nn.functional.one_hot(torch.tensor([[1, 4, MASK, 7], [2, MASK, MASK, 3]]), V).float()
+    noise, lengths = torch.tensor([0.25, 0.5]), torch.tensor([4, 4])
+    with torch.no_grad():
+        log_softmax = torch.log_softmax(guide.network(onehot, noise, lengths), -1)
+        each = [guide.log_likelihood(onehot, noise, lengths, c) for c in (0, 1, 5)]
+    for index, value in enumerate(each):
+        assert torch.allclose(value, log_softmax[:, index])
+    assert torch.allclose(torch.stack(each).exp().sum(0), torch.ones(2))
+    assert (each[0] - each[2]).abs().min() > 1e-4  # the classes differ: the target is read
+
+
+def test_the_guide_reads_the_noise_level_of_each_step_and_each_event(monkeypatch):
+    """The guide's noise input is the mask fraction 1 - exp(-sigma_bar) at the step's start (the step loop)
+    or at the unmasking event's time (the event sampler), never another step's."""
+    from protein_sedd.design.request import masked_starts
+    from protein_sedd.diffusion import event_sampling
+    from protein_sedd.diffusion.graph import build_graph
+    from protein_sedd.diffusion.noise import LogLinearNoise
+    from protein_sedd.diffusion.sampling import sample, sigma_grid
+
+    from .test_design import AbsorbingOracle
+
+    class Recording(LinearGuide):
+        def log_likelihood(self, onehot, mask_fraction, lengths, target):
+            seen.append(mask_fraction.clone())
+            return super().log_likelihood(onehot, mask_fraction, lengths, target)
+
+    graph, noise = build_graph("absorbing", ALPHABET), LogLinearNoise()
+    guide = Recording(0.1 * torch.randn(1, 8, V))
+    seen = []
+    sample(AbsorbingOracle(), graph, noise, masked_starts([8] * 50), steps=4, seed=0, sampler="steps",
+           guide=GuidedRates(guide, 1.0, 1.0, "taylor"))  # fmt: skip
+    grid = [-math.expm1(-s) for s in sigma_grid(noise, 4)]
+    assert len(seen) >= 4 and all(
+        torch.allclose(m, torch.full_like(m, g)) for m, g in zip(seen, grid[: len(seen)], strict=True)
+    )
+    drawn = []
+    original = event_sampling.ExactSchedule.draw
+
+    def recording(self, masked, generator):
+        steps, sigmas = original(self, masked, generator)
+        drawn.extend(sigmas)
+        return steps, sigmas
+
+    monkeypatch.setattr(event_sampling.ExactSchedule, "draw", recording)
+    seen.clear()
+    sample(AbsorbingOracle(), graph, noise, masked_starts([8] * 20), steps="exact", seed=0,
+           guide=GuidedRates(guide, 1.0, 1.0, "exact"))  # fmt: skip
+    events = sorted(-math.expm1(-s) for s in drawn)
+    bases = sorted(float(m) for call in seen for m in call if len(call) <= 20)  # each round's rows
+    assert len(events) == 160 and bases == pytest.approx(events, rel=1e-5)
 
 
 # -- the guided rates against brute force ------------------------------------------------------------------

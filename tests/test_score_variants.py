@@ -168,7 +168,16 @@ def test_elbo_difference_is_the_difference_of_scores_with_a_paired_error(model):
     expected = [alone[0] - alone[1], alone[0] - alone[2], 0.0]
     assert frame["score"].tolist() == pytest.approx(expected, abs=1e-4)
     errors = frame["standard_error"].tolist()
-    assert errors[0] > 0 and errors[1] > 0 and errors[2] == 0.0
+    assert errors[2] == 0.0  # the wild type against itself: every paired draw cancels
+    # the error of a mean of K = 6 paired differences: their standard deviation over sqrt(K)
+    from protein_sedd.diffusion.likelihood import shared_draws_negative_elbo
+
+    tokens = torch.stack([ALPHABET.encode(s) for s in sequences])
+    draws = shared_draws_negative_elbo(model.network, model.graph, tokens, t_samples=6, seed=4,
+                                       batch_size=5).numpy()  # fmt: skip
+    paired = draws[0][None] - draws[1:]
+    assert errors[:2] == pytest.approx(paired.std(axis=1, ddof=1) / math.sqrt(6), rel=1e-6)
+    assert 0 < errors[0] < paired.std(axis=1, ddof=1)[0] / 2  # not the spread of one draw
     assert frame.attrs["network_passes"] == 3 * 6  # wild type and two mutants, six draws each
 
 

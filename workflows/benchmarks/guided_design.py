@@ -65,7 +65,9 @@ def has_motif(sequence: str) -> bool:
 def obeys_rule(sequence: str) -> bool:
     """Every triplet's follow residue is its lead's partner."""
     partner = family().partner
-    return len(sequence) == 12 and all(sequence[j + 2] == partner[sequence[j + 1]] for j in range(0, 12, 3))
+    return len(sequence) == 12 and all(
+        sequence[j + 2] == partner.get(sequence[j + 1]) for j in range(0, 12, 3)
+    )
 
 
 def read_designs(path: Path) -> list[str]:
@@ -82,8 +84,17 @@ def _cli(args: list) -> None:
         raise SystemExit(f"protein-sedd {args[0]} failed with exit code {code}")
 
 
-def benchmark(work: Path, train_steps: int, n: int, steps: int, scales: list[float], threads: int) -> dict:
-    """Train (or reuse) the model and the guide, design at each scale, and return the report."""
+def benchmark(
+    work: Path,
+    train_steps: int,
+    n: int,
+    steps: int | str,
+    scales: list[float],
+    threads: int,
+    methods: tuple[str, ...] = ("taylor",),
+) -> dict:
+    """Train (or reuse) the model and the guide, design at each scale with each ratio method (`methods`:
+    taylor runs the step loop at `steps`; exact the event sampler at `steps`), and return the report."""
     from protein_sedd.evaluation.rates import rate
 
     neighbour_rule = family()
@@ -110,16 +121,22 @@ def benchmark(work: Path, train_steps: int, n: int, steps: int, scales: list[flo
     common = ["design", "--checkpoint", run, "--n", n, "--steps", steps, "--length", 12, "--device", "cpu",
               "--threads", threads, "--seed", 0]  # fmt: skip
     fastas = {}
-    for scale in [None, *scales]:
-        out = work / ("designs_unguided.fasta" if scale is None else f"designs_scale_{scale:g}.fasta")
-        extra = [] if scale is None else ["--guide", guide, "--target", 1, "--guide-scale", scale]
+    runs = [(None, None)] + [(method, scale) for method in methods for scale in scales]
+    for method, scale in runs:
+        name = "unguided" if scale is None else f"{method}_scale_{scale:g}"
+        if method == "taylor":
+            name = "unguided" if scale is None else f"scale_{scale:g}"  # the names earlier reports used
+        out = work / f"designs_{name}.fasta"
+        extra = [] if scale is None else ["--guide", guide, "--target", 1, "--guide-scale", scale,
+                                          "--guidance", method]  # fmt: skip
         began = time.perf_counter()
         _cli([*common, "--out", out, *extra])
         seconds = time.perf_counter() - began
         designs = read_designs(out)
-        fastas[scale] = out.read_bytes()
+        fastas[method, scale] = out.read_bytes()
         report["designs"].append(
             {
+                "guidance": method,
                 "guide_scale": scale,
                 "motif": rate([has_motif(s) for s in designs]),
                 "rule": rate([obeys_rule(s) for s in designs]),
@@ -127,12 +144,16 @@ def benchmark(work: Path, train_steps: int, n: int, steps: int, scales: list[flo
                 "seconds": seconds,
             }
         )
-    if 0.0 in fastas:
-        report["scale_0_identical_to_unguided"] = fastas[0.0] == fastas[None]
-    natural = neighbour_rule.sample(n, seed=11)
+    if 0.0 in scales:
+        report["scale_0_identical_to_unguided"] = all(
+            fastas[method, 0.0] == fastas[None, None] for method in methods
+        )
+    natural = neighbour_rule.sample(max(n, 4000), seed=11)
+    carriers = [s for s in natural if has_motif(s)]
     report["family"] = {
         "motif": rate(list(map(has_motif, natural))),
         "rule": rate(list(map(obeys_rule, natural))),
+        "rule_given_motif": rate(list(map(obeys_rule, carriers))),  # the conditional's rule rate
     }
     return report
 
@@ -214,8 +235,11 @@ def main() -> None:
     )
     parser.add_argument("--train-steps", type=int, default=300, help="Training steps of the SEDD model.")
     parser.add_argument("--n", type=int, default=None, help="Designs per scale (300; 100 with --acyp).")
-    parser.add_argument("--steps", type=int, default=64, help="Design steps.")
+    parser.add_argument("--steps", default="64", help="Design steps (a number, or exact).")
     parser.add_argument("--scales", default="0,1,2,4", help="Guide scales, comma-separated.")
+    parser.add_argument(
+        "--guidance", default="taylor", help="Ratio methods, comma-separated: taylor, exact or both."
+    )
     parser.add_argument("--threads", type=int, default=1, help="CPU threads.")
     parser.add_argument("--acyp", action="store_true", help="ACYP with the bundled model instead (--n 100).")
     args = parser.parse_args()
@@ -232,17 +256,21 @@ def main() -> None:
         return
     scales = [float(s) for s in re.split(r"\s*,\s*", args.scales.strip())]
     args.n = args.n or 300
-    report = benchmark(args.work, args.train_steps, args.n, args.steps, scales, args.threads)
+    steps = args.steps if args.steps == "exact" else int(args.steps)
+    methods = tuple(m.strip() for m in args.guidance.split(","))
+    report = benchmark(args.work, args.train_steps, args.n, steps, scales, args.threads, methods)
     (args.work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = Table(title=f"motif {MOTIF}: {args.n} designs of 12 residues, {args.steps} steps, target 1")
-    for column in ("guide scale", "carry the motif", "obey the rule", "unique", "seconds"):
+    table = Table(title=f"motif {MOTIF}: {args.n} designs of 12 residues, {steps} steps, target 1")
+    for column in ("guidance", "guide scale", "carry the motif", "obey the rule", "unique", "seconds"):
         table.add_column(column, justify="right")
     family_rates = report["family"]
-    table.add_row("family sample", _interval(family_rates["motif"]), _interval(family_rates["rule"]), "", "")
+    table.add_row("family sample", "", _interval(family_rates["motif"]), _interval(family_rates["rule"]), "",
+                  "")  # fmt: skip
+    table.add_row("family with the motif", "", "1", _interval(family_rates["rule_given_motif"]), "", "")
     for row in report["designs"]:
         scale = "unguided" if row["guide_scale"] is None else f"{row['guide_scale']:g}"
-        table.add_row(scale, _interval(row["motif"]), _interval(row["rule"]), f"{row['unique']:.3f}",
-                      f"{row['seconds']:.1f}")  # fmt: skip
+        table.add_row(row["guidance"] or "", scale, _interval(row["motif"]), _interval(row["rule"]),
+                      f"{row['unique']:.3f}", f"{row['seconds']:.1f}")  # fmt: skip
     Console(width=160).print(table)
     valid = report["guide"]["valid"]
     print(f"guide: {report['guide_seconds']:.1f} s, held-out accuracy {valid}")
