@@ -272,7 +272,7 @@ def test_design_headers_record_the_sampler_and_controls(tmp_path, capsys):
     assert all(r.description.endswith(f"acyp-tiny sampler=steps precision={AUTO}") for r in read_fasta(out))
 
 
-def test_the_python_api_names_its_own_arguments_and_records_the_sampler():
+def test_the_python_api_names_its_own_arguments_and_records_the_sampler(monkeypatch):
     import protein_sedd
 
     model = protein_sedd.load("acyp-tiny", "cpu")
@@ -280,9 +280,18 @@ def test_the_python_api_names_its_own_arguments_and_records_the_sampler():
         model.design(2, temperature=0, progress=False)
     with pytest.raises(UserError, match=r"^sampler 'leap': choose events or steps"):
         model.design(2, sampler="leap", progress=False)
+    drawn = []
+
+    def recording(masked, probabilities, generator):
+        drawn.append(draw_unmask_steps(masked, probabilities, generator))
+        return drawn[-1]
+
+    monkeypatch.setattr(event_sampling, "draw_unmask_steps", recording)
     designs = model.design(2, steps=8, length=12, top_p=0.9, progress=False)
     assert designs[0].header.endswith(f"checkpoint=acyp-tiny sampler=events precision={AUTO} top_p=0.9")
-    assert designs.network_passes <= 2 * 9  # at most one pass per sequence and step (8 + the denoise)
+    # one pass per sequence and distinct unmasking step (12 positions over 8 steps and the denoise)
+    (steps,) = drawn
+    assert designs.network_passes == sum(len(set(row.tolist())) for row in steps)
 
 
 # ---------------------------------------------------------------- steps="exact": one position per event

@@ -410,6 +410,27 @@ def test_exact_ratios_read_each_row_at_its_own_length():
     assert torch.allclose(exact[0, 0], brute[0, 0], atol=1e-5)
 
 
+def test_event_reweighting_is_the_denoising_distribution_times_r_to_the_gamma():
+    """At each unmasking event the residue is drawn from p(j | x) r_j^gamma, normalised, r_j the guide's
+    likelihood ratio of setting that position to j, at the row's own noise level."""
+    x, lengths, _ = small_example()
+    guide = SaturatingGuide(torch.randn(1, 4, V))
+    rows, events, cols = [0, 1], np.array([0, 0, 1]), np.array([0, 2, 1])  # row 0 has two events
+    probs = torch.softmax(torch.randn(3, N, dtype=torch.float64), -1)
+    rates = GuidedRates(guide, 1.0, 1.5, "exact")
+    drawn = rates.reweight_events(probs, x[rows], lengths[rows], [0.7, 0.2], events, cols)
+    expected = []
+    for event, col in zip(events, cols, strict=True):
+        sigma = [0.7, 0.2][event]
+        log_r = brute_force_log_ratios(guide, x[rows][event : event + 1], sigma, lengths[:1])[0, col]
+        expected.append(probs[len(expected)] * (1.5 * log_r).exp())
+    expected = torch.stack(expected)
+    assert torch.allclose(drawn, expected / expected.sum(-1, keepdim=True), rtol=1e-5)
+    assert rates.rows_run == 2 + 3 * N
+    with pytest.raises(ValueError, match="Taylor guidance runs in the step loop"):
+        GuidedRates(guide, 1.0, 1.5).reweight_events(probs, x[rows], lengths[rows], [0.7, 0.2], events, cols)
+
+
 def test_guided_scores_are_the_rates_times_the_likelihood_ratio_to_the_power_gamma():
     x, lengths, score = small_example()
     guide = LinearGuide(torch.randn(1, 4, V))
