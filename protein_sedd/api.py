@@ -84,27 +84,27 @@ class ProteinSEDD(TrainedModel):
         guide_scale: float = 1.0,
         guidance: str = "taylor",
     ) -> Designs:
-        """Design `n` sequences by `steps`-step tau-leaping from t = 1, then a final denoise.
+        """Design `n` sequences by `steps`-step tau-leaping from t = 1, then a final denoise; `steps="exact"`:
+        one position per event, the exact reverse process (the event sampler only).
 
         Lengths follow the training length distribution unless given by `length`, `length_range` ('A:B',
         uniform) or `lengths` (one per design). `template` ('MKV__G', '_' designed) or `fix` (a sequence, or a
         FASTA file as a Path) with `redesign` ('10-30,55-60', 1-based) keep residues fixed. The same seed and
         batch size give the same designs on the same device. `ranks` shares the batches among torchrun ranks
-        (the command's `--devices`): rank 0 returns every design, the other ranks an empty list.
-        `sampler`: 'events' (default) visits only the steps where positions unmask, for the analytic
-        predictor of time-independent absorbing models (elsewhere the step loop runs); 'steps' always runs
-        the step loop: the same distribution, different draws. `temperature` (1.0 = the model) and `top_p`
-        (1.0 = every residue) reshape the denoising distribution (absorbing-graph models). `precision`:
-        what the network computes in, 'auto' (bf16 on GPUs and on CPUs with AMX or AVX512-BF16, else fp32),
-        'bf16' or 'fp32'; the same seed gives other designs in each.
-        `guide` (a guide from `train_guide`/`load_guide`, or its folder) steers the designs toward `target`
-        (a class of the guide, or a value): the unmasking rates times the guide's likelihood ratios to the
-        power `guide_scale` (protein_sedd/guidance/reweighting.py); guided designs take the step loop, and
-        `guide_scale=0` gives the unguided designs exactly. `guidance`: how the ratios are computed,
-        'taylor' (first order, one guide forward + backward pass per sequence and step; at scale 1 it
-        steers less than conditioning would) or 'exact' (the guide on every one-residue change: in the event
-        sampler 22 guide passes per unmasking event; at scale 1 the designs are conditioned on the label as
-        the guide judges it).
+        (the command's `--devices`): rank 0 returns every design, the other ranks an empty list. `sampler`:
+        'events' (default) visits only the steps where positions unmask, for the analytic predictor of
+        time-independent absorbing models (elsewhere the step loop runs); 'steps' always runs the step loop:
+        the same distribution, different draws. `temperature` (1.0 = the model) and `top_p` (1.0 = every
+        residue) reshape the denoising distribution (absorbing-graph models). `precision`: what the network
+        computes in, 'auto' (bf16 on GPUs and on CPUs with AMX or AVX512-BF16, else fp32), 'bf16' or 'fp32';
+        the same seed gives other designs in each. `guide` (a guide from `train_guide`/`load_guide`, or its
+        folder) steers the designs toward `target` (a class of the guide, or a value): the unmasking rates
+        times the guide's likelihood ratios to the power `guide_scale` (protein_sedd/guidance/reweighting.py);
+        Taylor-guided designs take the step loop, exactly guided ones the event sampler, and `guide_scale=0`
+        gives the unguided designs exactly. `guidance`: how the ratios are computed, 'taylor' (first order,
+        one guide forward + backward pass per sequence and step; at scale 1 it steers less than conditioning
+        would) or 'exact' (the guide on every one-residue change: in the event sampler 22 guide passes per
+        unmasking event; at scale 1 the designs are conditioned on the label as the guide judges it).
         """
         from protein_sedd.design.request import DesignRequest
         from protein_sedd.design.run import design
