@@ -300,6 +300,22 @@ def _quick_train(path: Path, run: Path, steps: int) -> list:
             "trainer.batch_size=8", "trainer.val_sequences=2", "trainer.checkpoint_every=2"]  # fmt: skip
 
 
+def test_a_row_of_gaps_only_is_dropped_as_a_fragment_and_counted(tmp_path, capsys):
+    path = _small_family(tmp_path / "small.a2m")
+    path.write_text(path.read_text() + ">empty\n" + "-" * 30 + "\n")
+    code, _, err = run_cli(_quick_train(path, tmp_path / "run", 2), capsys)
+    assert code == 0, err
+    assert "34 records" in err and "5 fragments (coverage < 0.5) dropped" in err
+    code, _, err = run_cli([*_quick_train(path, tmp_path / "off", 2), "data.min_coverage=0"], capsys)
+    assert code == 0, err
+    assert "1 row with no residue dropped" in err
+    assert OmegaConf.load(tmp_path / "off" / "config.yaml").dataset.n_fragments_filtered == 1
+    unaligned = tmp_path / "plain.fa"
+    unaligned.write_text(">a\nMKV\n>b\n\n")  # unaligned FASTA: an empty record is still a mistake
+    code, _, err = run_cli(_quick_train(unaligned, tmp_path / "plain", 2), capsys)
+    assert code == 2 and "record 'b': empty sequence" in err, err
+
+
 def test_train_on_an_alignment_records_neff_and_designs_full_lengths(tmp_path, capsys):
     path = _small_family(tmp_path / "small.a2m")
     run = tmp_path / "run"

@@ -177,7 +177,9 @@ def read_sequences(path: str | Path, focus: str | None = None) -> SequenceInput:
 def _sequence(row: str, name: str, record_id: str, line_of: dict[str, int], fmt: str) -> str:
     if fmt == "fasta":  # the messages FASTA input has always given
         return normalised_sequence(row, f"{name}: record {record_id!r}")
-    return normalised_sequence(row, f"{name}: line {line_of[record_id]}, record {record_id!r}")
+    # a row of gaps only is a record with no residues: a zero-coverage fragment, dropped and counted later
+    where = f"{name}: line {line_of[record_id]}, record {record_id!r}"
+    return normalised_sequence(row, where, allow_empty=True)
 
 
 def _fasta_rows(lines: _Lines, name: str):

@@ -118,20 +118,24 @@ def _checked_lines(handle, name: str):
         )
 
 
-def _normalised(convert, raw: str, where: str):
-    """`convert(raw)` with the alphabet's errors, and an empty result, as a UserError naming `where`."""
+def _normalised(convert, raw: str, where: str, allow_empty: bool = False):
+    """`convert(raw)` with the alphabet's errors, and an empty result (unless `allow_empty`), as a UserError
+    naming `where`."""
     try:
         normalised = convert(raw)
     except InvalidResidue as err:
         raise UserError(f"{where}: {err}") from None
-    if not normalised:
+    if not normalised and not allow_empty:
         raise UserError(f"{where}: empty sequence")
     return normalised
 
 
-def normalised_sequence(raw: str, where: str, alphabet: Alphabet = ALPHABET) -> str:
-    """`raw` under the alphabet's policy; a bad residue or an empty result is a UserError naming `where`."""
-    return _normalised(alphabet.normalise, raw, where)
+def normalised_sequence(
+    raw: str, where: str, alphabet: Alphabet = ALPHABET, allow_empty: bool = False
+) -> str:
+    """`raw` under the alphabet's policy; a bad residue or an empty result is a UserError naming `where`
+    (an alignment row of gaps only may be empty: `allow_empty`; it is dropped as a fragment later)."""
+    return _normalised(alphabet.normalise, raw, where, allow_empty)
 
 
 def normalised_tokens(raw: str, where: str, alphabet: Alphabet = ALPHABET) -> bytes:

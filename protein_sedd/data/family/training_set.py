@@ -142,6 +142,8 @@ class FamilyData:
             text += "; records: rows over the focus columns (X = gap, insertions dropped)"
         if policy.min_coverage > 0:
             text += f"; {stats['n_fragments_filtered']} fragments (coverage < {policy.min_coverage}) dropped"
+        elif n := stats.get("n_fragments_filtered"):  # the filter is off: only rows with no residue went
+            text += f"; {n} row{'s' * (n != 1)} with no residue dropped"
         if self.weights is None:
             return text + "; unweighted"
         return (
@@ -187,7 +189,8 @@ def family_data(data_cfg, source: Path, store_of_fasta) -> tuple[FamilyData, str
 
 def _aligned_family(data, policy: FamilyPolicy, min_length: int) -> FamilyData:
     covered = coverage(data)
-    keep = np.flatnonzero(covered >= policy.min_coverage)
+    empty = np.array([not record.sequence for record in data.records])  # rows of gaps only: never trained
+    keep = np.flatnonzero((covered >= policy.min_coverage) & ~empty)
     if not len(keep):
         raise UserError(
             f"data.min_coverage={policy.min_coverage}: every record covers less of the focus "
