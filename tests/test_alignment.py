@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from protein_sedd.data.prepare import prepare_splits
 from protein_sedd.errors import UserError
 from protein_sedd.io.alignment import GAP_CODE, read_sequences
 from protein_sedd.io.fasta import read_fasta
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 # (id, match columns, {column index: insertion after it}): the focus first, then homologs
 ROWS = [
@@ -330,6 +331,19 @@ def test_train_on_an_alignment_records_neff_and_designs_full_lengths(tmp_path, c
     data = read_sequences(path)
     kept = data.columns[(data.columns != GAP_CODE).mean(1) >= 0.5]
     assert len(kept) == 29 and dataset.neff == round(float((1 / _brute_force_counts(kept, 0.8)).sum()), 3)
+    # design lengths: the full-length training members, each counted with its weight (the weighted family)
+    covered = (data.columns != GAP_CODE).mean(1)
+    rows = [i for i, c in enumerate(covered) if c >= 0.5]
+    weight = dict(zip([data.records[i].id for i in rows], 1 / _brute_force_counts(kept, 0.8), strict=True))
+    expected = {}
+    for record_id in json.loads((run / "splits.json").read_text())["train"]:
+        index = next(i for i, r in enumerate(data.records) if r.id == record_id)
+        if covered[index] >= 0.9:
+            length = len(data.records[index].sequence)
+            expected[length] = expected.get(length, 0.0) + weight[record_id]
+    histogram = {length: count for length, count in config.lengths.histogram}
+    assert config.lengths.weighted and histogram == pytest.approx(expected, abs=1e-6)
+    assert "weighted by redundancy" in config.lengths.source
     lengths = {length for length, _ in config.lengths.histogram}
     assert lengths <= {30, 32} and "full-length" in config.lengths.source
     designs = tmp_path / "d.fa"
@@ -371,13 +385,19 @@ def test_weights_are_cached_per_file_and_choice_and_a_damaged_cache_is_recompute
     )
 
 
-def test_unaligned_fasta_is_untouched_by_default_and_filters_short_records_on_request(tmp_path):
+def test_unaligned_fasta_drops_fragments_by_default_in_new_runs_and_as_before_in_old_ones(tmp_path):
     path = tmp_path / "family.fa"
     full = ["MKVLAGHEWRTSPLQNDCYI", "MKVLSGHEWRTSPLQNDCYV", "PKVLAGHEWRTAPLQNDCYI", "MKVLAGHEWRTSPLQ"]
     path.write_text("".join(f">s{k}\n{s}\n" for k, s in enumerate([*full, "GHEWRT"])))
-    default = prepare_splits(_data_cfg(path), max_length=100)
-    assert len(default.splits.train) == 5 and default.family.weights is None
-    assert default.splits.stats["format"] == "fasta" and default.splits.stats["n_fragments_filtered"] == 0
+    old = prepare_splits(_data_cfg(path), max_length=100)  # a config from before data.auto_version
+    assert len(old.splits.train) == 5 and old.family.weights is None
+    assert old.splits.stats["format"] == "fasta" and old.splits.stats["n_fragments_filtered"] == 0
+    assert old.family.policy.length_prior == "all"
+    new = prepare_splits(_data_cfg(path, auto_version=2), max_length=100)  # configs/data/*.yaml today
+    assert [r.id for r in new.splits.train] == ["s0", "s1", "s2", "s3"] and new.family.weights is None
+    assert new.splits.stats["n_fragments_filtered"] == 1 and new.family.policy.length_prior == "full_length"
+    assert (OmegaConf.load(REPO / "configs" / "data" / "fasta.yaml").auto_version
+            == OmegaConf.load(REPO / "configs" / "data" / "acyp.yaml").auto_version == 2)  # fmt: skip
     # coverage is length / the median length (20): 6 residues is 0.3, 15 residues 0.75
     strict = prepare_splits(_data_cfg(path, min_coverage=0.5, weights="identity"), max_length=100)
     assert [r.id for r in strict.splits.train] == ["s0", "s1", "s2", "s3"]

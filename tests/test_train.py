@@ -144,9 +144,9 @@ def test_the_log_counts_the_records_dropped_by_length_and_as_duplicates(tmp_path
     code, _, err = run_cli([*args, "model=tiny", "model.max_length=128", "trainer.batch_size=2"], capsys)
     assert code == 0, err
     lines = [line for line in err.splitlines() if line.startswith("data: ")]
-    assert lines == [
-        "data: fasta, 13 records, 2 outside lengths 1-128 dropped (model.max_length=128), "
-        "2 duplicates dropped; unweighted"
+    assert lines == [  # fragments: records shorter than half the median length (30), none here
+        "data: fasta, 13 records, 2 outside lengths 15-128 dropped (model.max_length=128), "
+        "2 duplicates dropped; 0 fragments (shorter than 0.5 x the median length 30) dropped; unweighted"
     ]
 
 

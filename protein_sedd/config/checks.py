@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from protein_sedd.config.limits import MAX_SEED
 from protein_sedd.config.schema import DataSettings, TrainerSettings, ranges_of, types_of
 from protein_sedd.data.alphabet import ALPHABET
+from protein_sedd.data.family.training_set import AUTO_VERSIONS
 from protein_sedd.data.family.training_set import LENGTH_PRIORS as LENGTH_PRIOR_CHOICES
 from protein_sedd.data.family.training_set import WEIGHTS as WEIGHT_CHOICES
 from protein_sedd.data.representation import REPRESENTATIONS, representation_for
@@ -158,6 +159,7 @@ def check_family_keys(where: str, data: dict) -> None:
     weights, identity = data.get("weights", "none"), data.get("weight_identity", 0.8)
     coverage, prior, focus = data.get("min_coverage", 0.0), data.get("length_prior", "all"), data.get("focus")
     representation = data.get("representation", "sequence")
+    version = data.get("auto_version", 1)
 
     def number_in(value, low, high) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
@@ -169,6 +171,10 @@ def check_family_keys(where: str, data: dict) -> None:
             (
                 number_in(identity, 1e-9, 1),
                 f"data.weight_identity={identity!r}: expected a number in (0, 1], e.g. 0.8",
+            ),
+            (
+                version in AUTO_VERSIONS and not isinstance(version, bool),
+                f"data.auto_version={version!r}: choose {' or '.join(map(str, AUTO_VERSIONS))}",
             ),
             (
                 coverage == "auto" or number_in(coverage, 0, 1),
@@ -262,14 +268,17 @@ def check_histogram(where: str, histogram) -> None:
     ok = isinstance(histogram, list) and all(
         isinstance(pair, list)
         and len(pair) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+        and isinstance(pair[0], int)
+        and isinstance(pair[1], (int, float))
+        and not any(isinstance(v, bool) for v in pair)
         and pair[0] >= 1
-        and pair[1] >= 0
+        and 0 <= pair[1] < math.inf
         for pair in histogram
     )
     if not ok:
         raise UserError(
-            f"{where}lengths.histogram: expected a list of [length, count] pairs of whole numbers"
+            f"{where}lengths.histogram: expected a list of [length, count] pairs, a whole-number length "
+            "and a finite count >= 0 (a summed weight in a weighted run)"
         )
     if len({pair[0] for pair in histogram}) < len(histogram):  # p(L) would depend on which pair is read
         raise UserError(f"{where}lengths.histogram: each length may appear once")

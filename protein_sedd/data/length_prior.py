@@ -1,7 +1,10 @@
 """p(L): the length distribution of a checkpoint's training split, over the model's lengths 1..max_length.
 
 Stored in the run config as `lengths.histogram`, [[length, count], ...] in ascending length (a run
-writes it; `from_config` reads it back, with `model.max_length`). With N the counts inside 1..max_length,
+writes it; `from_config` reads it back, with `model.max_length`). In a run with redundancy weights each
+count is the summed weight of the records of that length (`lengths.weighted: true`): the network learnt the
+weighted family, so its lengths follow the same measure (a clade sampled fifty times counts once, as it
+does in training). With N the counts inside 1..max_length,
 
     log p(L) = log((c_L + 1 / max_length) / (N + 1)),   L = 1..max_length  (-inf outside),
 
@@ -33,7 +36,7 @@ def median_of_counts(counts: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class LengthPrior:
-    counts: dict[int, int]  # length -> training records, in the config's order (sample's draws follow it)
+    counts: dict[int, float]  # length -> training records (or their summed weight), in the config's order
     max_length: int  # the model's: lengths above it are never drawn and have probability 0
 
     @classmethod
@@ -47,15 +50,18 @@ class LengthPrior:
 
     @classmethod
     def from_counts(cls, counts: np.ndarray, max_length: int) -> LengthPrior:
-        """From a length histogram, counts[L] records of length L (the token store's `length_counts`)."""
+        """From a length histogram, counts[L] records of length L (the token store's `length_counts`), or
+        their summed redundancy weights (float: kept to 6 decimals, as the config records them)."""
         present = np.flatnonzero(counts)
-        return cls(dict(zip(present.tolist(), counts[present].tolist(), strict=True)), int(max_length))
+        values = counts[present]
+        values = values.tolist() if values.dtype.kind in "iu" else np.round(values, 6).tolist()
+        return cls(dict(zip(present.tolist(), values, strict=True)), int(max_length))
 
     @classmethod
     def from_config(cls, config) -> LengthPrior:
         """From a run config's `lengths.histogram` (no counts when it records none) and `model.max_length`."""
         histogram = config.get("lengths", {}).get("histogram") or []
-        return cls({int(length): int(count) for length, count in histogram}, int(config.model.max_length))
+        return cls({int(length): count for length, count in histogram}, int(config.model.max_length))
 
     def to_config(self) -> dict:
         """The run config's `lengths` entry."""

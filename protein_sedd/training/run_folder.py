@@ -12,6 +12,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from protein_sedd.data.alphabet import ALPHABET
@@ -60,8 +61,14 @@ def _length_entry(cfg: DictConfig, prepared, train_records) -> dict:
     if family is None:
         return LengthPrior.from_counts(train_records.length_counts(), cfg.model.max_length).to_config()
     members = family.length_members(train_records.indices)
-    prior = LengthPrior.from_counts(family.store.length_counts(members), cfg.model.max_length)
-    return {**prior.to_config(), "source": family.length_source(train_records.indices)}
+    if family.weights is None:
+        prior = LengthPrior.from_counts(family.store.length_counts(members), cfg.model.max_length)
+        return {**prior.to_config(), "source": family.length_source(train_records.indices)}
+    # a weighted run learns the weighted family: its design lengths follow the same measure
+    counts = np.bincount(family.store.block_lengths(members), weights=family.weights[members])
+    prior = LengthPrior.from_counts(counts, cfg.model.max_length)
+    source = f"{family.length_source(train_records.indices)}, weighted by redundancy"
+    return {**prior.to_config(), "weighted": True, "source": source}
 
 
 def _write_splits(path: Path, prepared, method: str) -> None:
