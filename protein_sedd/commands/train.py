@@ -29,8 +29,8 @@ def train(
         "sequences. For an alignment, by default: fragments covering < 50% of the focus (first record, or "
         "data.focus=ID) are dropped, each sequence is weighted 1/(sequences within 80% identity over the "
         "focus columns) and designs draw full-length lengths (data.min_coverage, data.weights, "
-        "data.weight_identity, data.length_prior). Unaligned FASTA drops records shorter than half the median "
-        "length as fragments and draws full-length lengths too, but trains unweighted unless "
+        "data.weight_identity, data.length_prior). Unaligned FASTA drops records shorter than half the "
+        "median length as fragments and draws full-length lengths too, but trains unweighted unless "
         "data.weights=identity (identity then estimated from shared 3-mers).",
     ),
     out: Path = typer.Option(None, "--out", help="Run directory. Default: runs/<data>-<model>-<timestamp>."),
