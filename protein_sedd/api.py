@@ -83,6 +83,7 @@ class ProteinSEDD(TrainedModel):
         target: float | None = None,
         guide_scale: float = 1.0,
         guidance: str = "taylor",
+        target_rate: float | None = None,
     ) -> Designs:
         """Design `n` sequences by `steps`-step tau-leaping from t = 1, then a final denoise; `steps="exact"`:
         one position per event, the exact reverse process (the event sampler only).
@@ -105,6 +106,9 @@ class ProteinSEDD(TrainedModel):
         one guide forward + backward pass per sequence and step; at scale 1 it steers less than conditioning
         would) or 'exact' (the guide on every one-residue change: in the event sampler 22 guide passes per
         unmasking event; at scale 1 the designs are conditioned on the label as the guide judges it).
+        `target_rate` (a classifier guide, instead of `guide_scale`): the smallest scale whose pilot batches
+        reach this share of designs the guide calls `target` is chosen (protein_sedd/guidance/target_rate.py);
+        the log and the headers say which.
         """
         from protein_sedd.design.request import DesignRequest
         from protein_sedd.design.run import design
@@ -117,7 +121,7 @@ class ProteinSEDD(TrainedModel):
         settings = DesignSettings(
             steps, seed, batch_size, predictor, sampler, temperature, top_p, cache, precision
         )
-        guided = Guidance(guide, target, guide_scale, guidance)
+        guided = Guidance(guide, target, guide_scale, guidance, target_rate)
         return design(self, request, settings, guided, ranks, progress)
 
     # -- score and embed ---------------------------------------------------------------------------------

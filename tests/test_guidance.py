@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import random
+import re
 from collections import Counter
 
 import numpy as np
@@ -610,6 +611,52 @@ def test_exact_guidance_runs_in_the_event_sampler_from_the_command_and_the_api(t
         assert code == 2 and err.count("\n") == 1 and message in err, err
     with pytest.raises(UserError, match="^guidance 'fancy': choose taylor or exact"):
         model.design(2, guide=quick_guide, target=1, guidance="fancy", progress=False)
+
+
+def test_the_target_rate_search_picks_the_smallest_scale_that_reaches_it():
+    from protein_sedd.guidance.target_rate import MAX_SCALE, choose_scale
+
+    def rate(scale):  # a label rate rising with the scale: 0.9 is reached at ln 7 = 1.946
+        return 1 - 0.7 * math.exp(-scale)
+
+    search = choose_scale(0.9, rate)
+    assert [s for s, _ in search.tried] == pytest.approx([0, 1, 2, 2**0.5, 2**0.75, 2**0.875])
+    assert search.scale == 2 and search.reached
+    assert (
+        "guide scale 2 chosen for target rate 0.9" in search.note()
+        and "0 -> 0.30, 1 -> 0.74" in search.note()
+    )
+    easy = choose_scale(0.2, rate)  # the unguided designs already reach it
+    assert easy.scale == 0 and easy.tried == [(0.0, pytest.approx(0.3))]
+    near = choose_scale(0.5, rate)  # scale 1 reaches it: bisect down toward 1/8
+    assert near.scale == pytest.approx(2**-1.5) and all(r >= 0.5 for s, r in near.tried if s == near.scale)
+    never = choose_scale(0.9, lambda scale: 0.5)
+    assert never.scale == MAX_SCALE and not never.reached and "no scale up to 64 reached it" in never.note()
+
+
+def test_design_with_a_target_rate_from_the_command_and_the_api(tmp_path, capsys, quick_run, quick_guide):
+    out = tmp_path / "rate.fasta"
+    args = ["design", "--checkpoint", quick_run, "--n", "6", "--length", "12", "--steps", "8", "--device",
+            "cpu", "--out", out, "--guide", quick_guide, "--target", "1"]  # fmt: skip
+    code, _, err = run_cli([*args, "--target-rate", "0.6"], capsys)
+    assert code == 0, err
+    chosen = re.search(r"guide scale (\S+) chosen for target rate 0.6; pilot label rates", err)
+    assert chosen, err
+    headers = [r.description for r in read_fasta(out)]
+    assert all(h.endswith(f"guide_scale={chosen[1]} target_rate=0.6") for h in headers), headers[0]
+    model = protein_sedd.load(quick_run, "cpu")
+    designs = model.design(
+        6, length=12, steps=8, guide=quick_guide, target=1, target_rate=0.6, progress=False
+    )
+    assert [d.sequence for d in designs] == [r.sequence for r in read_fasta(out)]
+    for extra, message in [
+        (["--target-rate", "1.5"], "--target-rate 1.5: must be a number between 0 and 1"),
+        (["--target-rate", "0.9", "--guide-scale", "2"], "give --guide-scale or --target-rate, not both"),
+    ]:
+        code, _, err = run_cli([*args, *extra], capsys)
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+    with pytest.raises(UserError, match="^target_rate needs a guide"):
+        model.design(2, target_rate=0.5, progress=False)
 
 
 @pytest.mark.parametrize(

@@ -94,6 +94,13 @@ def design(
         "taylor, 1 steers well short of that (on a 12-residue motif carried by 29% unguided: 0.72 at 1, "
         "0.86 at 2, 0.94 at 4, where exact gives 0.89 at 1): a strength to tune.",
     ),
+    target_rate: float = typer.Option(
+        None,
+        "--target-rate",
+        help="With a classifier --guide, instead of --guide-scale: the share of designs the guide should "
+        "call --target (e.g. 0.9). The smallest scale reaching it on pilot batches of 32 designs (their own "
+        "seed) is chosen, logged and written in the headers.",
+    ),
     guidance: str = typer.Option(
         "taylor",
         "--guidance",
@@ -166,7 +173,8 @@ def design(
     check_threads(threads)
     if devices > 1:
         run_on_ranks(ctx, devices)
-    guided = Guidance(guide, target, guide_scale, guidance)  # --guide mistakes show before the model loads
+    # --guide mistakes show before the model loads
+    guided = Guidance(guide, target, guide_scale, guidance, target_rate)
     requested = select_device(device)
     with cpu_threads(threads) as n_threads, distributed(requested) as ranks:
         model = load(checkpoint, ranks.device(requested))

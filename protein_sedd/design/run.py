@@ -29,14 +29,51 @@ class DesignRun:
     def __init__(self, model, request: DesignRequest, settings: DesignSettings, guidance=None):
         model.check_can_design()
         self.model, self.request, self.settings = model, request, settings
-        self.guidance = guidance
+        self.guidance, self.search = guidance, None
         self.rates = guidance.rates(model) if guidance is not None else None
         self.guided = self.rates.method.name if self.rates is not None else None
+        if guidance is not None and guidance.target_rate is not None:
+            self.guided = guidance.method  # the pilot's scale 1 stands in for the scale to be chosen
         self.sampler, self.cached = settings.for_model(model, self.guided)
         self.precision = resolve_precision(settings.precision, model.device)
         # length mistakes show before any work
         self.starts, self.note = request.starts(model.length_prior, settings.seed)
         model.representation.check_starts(self.starts)  # focus_columns: each a row over its columns
+        if self.guided is not None and guidance.target_rate is not None:
+            self._choose_scale()
+
+    def _choose_scale(self) -> None:
+        """The smallest guide scale whose pilot batch reaches the target label rate (target_rate.py)."""
+        from dataclasses import replace
+
+        from protein_sedd.data.alphabet import ALPHABET
+        from protein_sedd.guidance.target_rate import (
+            PILOT_DESIGNS,
+            PILOT_SEED_OFFSET,
+            choose_scale,
+            label_rate,
+        )
+
+        guidance, settings, model = self.guidance, self.settings, self.model
+        pilot = self.starts[:PILOT_DESIGNS]
+
+        def rate_at(scale: float) -> float:
+            rates = replace(guidance, scale=scale, target_rate=None).rates(model)
+            sampler, _ = settings.for_model(model, rates.method.name if rates is not None else None)
+            batches = sample_batches(
+                model.network, model.graph, model.noise, pilot, steps=settings.steps,
+                seed=settings.seed + PILOT_SEED_OFFSET, predictor=settings.predictor, cache=settings.cache,
+                batch_size=settings.batch_size, sampler=sampler, controls=settings.controls, guide=rates,
+                precision=self.precision,
+            )  # fmt: skip
+            tokens = [ALPHABET.encode(s) for batch in batches for s in batch.sequences]
+            return label_rate(guidance.guide, guidance.target, tokens)
+
+        self.search = choose_scale(guidance.target_rate, rate_at)
+        self.guidance = replace(guidance, scale=self.search.scale, target_rate=None)
+        self.rates = self.guidance.rates(model)
+        self.guided = self.rates.method.name if self.rates is not None else None
+        self.sampler, self.cached = settings.for_model(model, self.guided)
 
     def describe(self, n_threads: int, world_size: int = 1, spell: Callable[[str], str] = str) -> list[str]:
         """The lines a run logs before it samples: what runs where (the sampler, and why not the one asked
@@ -65,6 +102,8 @@ class DesignRun:
         note = self.guidance.other_model_note(model) if self.guidance is not None else None
         if note is not None:
             lines.append(note)
+        if self.search is not None:
+            lines.append(self.search.note())
         return lines
 
     def _sampler_note(self, spell: Callable[[str], str]) -> str:
@@ -108,6 +147,8 @@ class DesignRun:
         sampling = f" sampler={self.sampler} precision={self.precision}{settings.controls.note()}" + (
             rates.note() if rates else ""
         )
+        if self.search is not None:
+            sampling += f" target_rate={self.search.target_rate:g}"
         protein, row_note = model.representation.protein, model.representation.row_note
         records = [(protein(s), f"{self.note}{row_note(s)}") for s in sequences]
         designs = Designs(

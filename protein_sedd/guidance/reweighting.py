@@ -228,6 +228,7 @@ class Guidance:
     target: float | None = None
     scale: float = 1.0
     method: str = "taylor"
+    target_rate: float | None = None  # instead of a scale: the label rate to reach (target_rate.py)
 
     def __post_init__(self) -> None:
         from protein_sedd.guidance.guide import load_guide
@@ -237,6 +238,8 @@ class Guidance:
                 f"{{guidance}} {self.method!r}: choose {' or '.join(RATIO_METHODS)}", field="guidance"
             )
         if self.guide is None:
+            if self.target_rate is not None:
+                raise UserError("{target_rate} needs a guide ({guide})", field=("target_rate", "guide"))
             if self.target is not None:
                 shown = f"{self.target:g}" if isinstance(self.target, (int, float)) else repr(self.target)
                 raise UserError(
@@ -259,6 +262,28 @@ class Guidance:
         if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and 0 <= scale < math.inf):
             raise UserError(
                 f"{{guide_scale}} {scale}: must be a finite number >= 0 (0: no guidance)", field="guide_scale"
+            )
+        if self.target_rate is not None:
+            self._check_target_rate()
+
+    def _check_target_rate(self) -> None:
+        rate = self.target_rate
+        if isinstance(rate, bool) or not (isinstance(rate, (int, float)) and 0 < rate < 1):
+            raise UserError(
+                f"{{target_rate}} {rate!r}: must be a number between 0 and 1 (the share of designs the guide "
+                "should call `target`), e.g. 0.9",
+                field="target_rate",
+            )
+        if self.guide.task != "classify":
+            raise UserError(
+                f"{{target_rate}} needs a classifier guide; {self.guide.name} regresses a value: give "
+                "{guide_scale} instead",
+                field=("target_rate", "guide_scale"),
+            )
+        if self.scale != 1.0:
+            raise UserError(
+                "give {guide_scale} or {target_rate}, not both: the target rate chooses the scale",
+                field=("guide_scale", "target_rate"),
             )
 
     @property
