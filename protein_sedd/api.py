@@ -211,6 +211,8 @@ class ProteinSEDD(TrainedModel):
         seed: int = 0,
         batch_size: int = 64,
         progress=None,
+        focus_start: int | None = None,
+        allow_differences: bool = False,
     ):
         """Zero-shot variant effects: one row per mutant, `mutant, score` (nats, higher = fitter).
 
@@ -221,16 +223,24 @@ class ProteinSEDD(TrainedModel):
         of positions, exact for time-independent absorbing models) or 'elbo' (the difference of the
         bounds `score` gives, with `standard_error`; exact for model=ar). `progress`: None, or a callable
         given the number of sequence passes just done. See `protein_sedd.evaluation.variants`;
-        `score-variants` calls the same code.
+        `score-variants` calls the same code. The wild type may be the full-length protein: a model trained
+        on an alignment scores it on its focus region, found in it (or at residue `focus_start`, ProteinGym's
+        MSA_start), variants outside the region unscored (NaN); a FASTA record whose id ends `/24-300` is
+        numbered from 24. `allow_differences`: score a strain that differs from the focus in the region
+        (protein_sedd.evaluation.wildtype).
         """
         import pandas as pd
 
         from protein_sedd.evaluation.variants import score_table
 
+        first = 1
         if isinstance(wildtype, Path):
+            from protein_sedd.evaluation.wildtype import numbering_start
             from protein_sedd.io.fasta import read_fasta
 
-            wildtype = read_fasta(wildtype)[0].sequence
+            record = read_fasta(wildtype)[0]
+            wildtype = record.sequence
+            first = numbering_start(record.id, len(wildtype), f"wildtype {record.id!r}")
         elif isinstance(wildtype, str):
             wildtype = normalised_sequence(wildtype, "wild type")
         else:
@@ -247,7 +257,8 @@ class ProteinSEDD(TrainedModel):
         table = mutants if isinstance(mutants, pd.DataFrame) else pd.DataFrame({"mutant": list(mutants)})
         return score_table(
             self, wildtype, table.reset_index(drop=True), method=method, t_samples=t_samples, seed=seed,
-            batch_size=batch_size, where=lambda row: f"mutants[{row}]", progress=progress,
+            batch_size=batch_size, where=lambda row: f"mutants[{row}]", progress=progress, first=first,
+            focus_start=focus_start, allow_differences=allow_differences,
         )  # fmt: skip
 
     # -- guidance ----------------------------------------------------------------------------------------

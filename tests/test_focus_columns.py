@@ -18,7 +18,12 @@ import protein_sedd
 from protein_sedd.data.focus_columns import design_sequence, parse_residue_ranges, residue_ranges
 from protein_sedd.data.prepare import prepare_splits
 from protein_sedd.errors import UserError
-from protein_sedd.evaluation.variants import Variant, elbo_difference_scores, masked_marginal_scores
+from protein_sedd.evaluation.variants import (
+    Variant,
+    VariantSet,
+    elbo_difference_scores,
+    masked_marginal_scores,
+)
 from protein_sedd.io.fasta import read_fasta
 
 from .conftest import run_cli
@@ -171,12 +176,95 @@ def test_variants_are_scored_on_the_focus_row_at_their_columns(columns_run):
     assert elbo["standard_error"].isna().tolist() == [False, False, True, False, True, False]
 
 
-def test_a_wild_type_other_than_the_focus_is_refused(columns_run):
+def test_a_wild_type_without_the_focus_or_a_strain_of_it_is_refused_unless_allowed(columns_run):
     model = protein_sedd.load(columns_run, "cpu")
-    with pytest.raises(UserError, match=r"10 residues, the focus has 12\); give the alignment.s focus"):
+    with pytest.raises(UserError, match=r"the wild type \(10 residues\) does not contain the focus sequence "
+                                        r"this model was trained on \(12 residues"):  # fmt: skip
         model.score_variants(FOCUS_ROW, ["M1A"])
-    with pytest.raises(UserError, match=r"position 12 is 'A', the focus has 'R'"):
-        model.score_variants(FOCUS_SEQUENCE[:-1] + "A", ["M1A"])
+    strain = FOCUS_SEQUENCE[:-1] + "A"
+    with pytest.raises(UserError, match=r"residue 12 is 'A' where the focus has 'R' \(1 difference in the "
+                                        r"focus region\); pass allow_differences"):  # fmt: skip
+        model.score_variants(strain, ["M1A"])
+    # allowed: the strain's own residues are scored (its residue 12 sits on the last focus column)
+    scored = model.score_variants(strain, ["M1A", "A12R"], allow_differences=True)
+    assert scored["score"].notna().all()
+    table = pd.DataFrame({"mutant": ["M1A"]})
+    job = VariantSet.parse(strain, table, str).job(model, method="masked-marginal", t_samples=1, seed=0,
+                                                    batch_size=4, allow_differences=True)  # fmt: skip
+    assert job.plan.sequence == FOCUS_ROW[:-1] + "A" and job.plan.placement.differences == (11,)
+
+
+FULL_LENGTH = "MSTQ" + FOCUS_SEQUENCE + "LLPK"  # the focus is residues 5-16 of this protein
+
+
+def test_a_sequence_model_of_an_alignment_scores_a_full_length_wild_type_on_its_focus(tmp_path):
+    """A sequence model trained on an alignment records the focus's sequence and scores a longer wild type
+    on that region (what it learnt), exactly as the focus itself; a run without the record scores the wild
+    type as given."""
+    path = _write_forms(tmp_path, ROWS)["a2m"]
+    assert run_cli(_quick_train(path, tmp_path / "run", 2))[0] == 0
+    config = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    assert config.dataset.focus_sequence == FOCUS_SEQUENCE and config.data.representation == "sequence"
+    model = protein_sedd.load(tmp_path / "run", "cpu")
+    on_focus = model.score_variants(FOCUS_SEQUENCE, ["M1A", "G5A", "R12K"])
+    full = model.score_variants(FULL_LENGTH, ["M5A", "G9A", "R16K", "T3A"])
+    np.testing.assert_array_equal(full["score"][:3], on_focus["score"])  # every residue has its place
+    assert np.isnan(full["score"][3]) and full.attrs["n_unscored"] == 1
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "run", old)
+    for saved in old.rglob("config.yaml"):  # the run's and its checkpoint's: a run from before the record
+        edited = OmegaConf.load(saved)
+        del edited.dataset.focus_sequence
+        OmegaConf.save(edited, saved)
+    as_given = protein_sedd.load(old, "cpu").score_variants(FULL_LENGTH, ["M5A", "T3A"])
+    assert as_given["score"].notna().all()
+
+
+def test_a_full_length_wild_type_is_scored_on_its_focus_region_numbered_as_given(columns_run, tmp_path,
+                                                                                 capsys):  # fmt: skip
+    """Mutants numbered on the full protein score exactly as the same mutants numbered on the focus; those
+    outside the region go unscored; the region is found, placed by focus_start, or read from an id."""
+    model = protein_sedd.load(columns_run, "cpu")
+    on_focus = model.score_variants(FOCUS_SEQUENCE, ["M1A", "S7A", "K2R:G6A"])
+    full = model.score_variants(FULL_LENGTH, ["M5A", "S11A", "K6R:G10A", "T3A", "K20A"])
+    np.testing.assert_array_equal(full["score"][:3], on_focus["score"])  # K2R:G6A: no column in both
+    assert full["score"][3:].isna().all() and full.attrs["n_unscored"] == 3
+    assert full.attrs["unscored_reason"] == (
+        "2 with a mutated position outside the focus region (residues 5-16); 1 with a mutated position "
+        "outside the 10 focus columns"
+    )
+    placed = model.score_variants(FULL_LENGTH, ["M5A"], focus_start=5)
+    assert placed["score"][0] == on_focus["score"][0]
+    with pytest.raises(UserError, match="residue 4 is 'Q' where the focus has 'M'"):
+        model.score_variants(FULL_LENGTH, ["M5A"], focus_start=4)
+    with pytest.raises(UserError, match=r"focus_start 10: the focus \(12 residues\) would span residues "
+                                        r"10-21, but the wild type holds residues 1-20"):  # fmt: skip
+        model.score_variants(FULL_LENGTH, ["M5A"], focus_start=10)
+    with pytest.raises(UserError, match="occurs at residues 1 and 13; give focus_start"):
+        model.score_variants(FOCUS_SEQUENCE * 2, ["M1A"])
+    # the command: a /start-end id numbers the focus record from its start
+    record = tmp_path / "focus.fasta"
+    record.write_text(f">focus/24-35\n{FOCUS_SEQUENCE}\n")
+    variants = tmp_path / "dms.csv"
+    variants.write_text("mutant,DMS_score\nM24A,1\nS30A,2\nK25R:G29A,3\n")
+    out = tmp_path / "scores.csv"
+    args = ["score-variants", "--checkpoint", columns_run, "--wildtype", record, "--variants", variants,
+            "--out", out, "--device", "cpu"]  # fmt: skip
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "wild type on the model's focus (12 residues): the focus itself" in err
+    np.testing.assert_allclose(pd.read_csv(out)["score"], on_focus["score"], rtol=1e-6)  # CSV digits
+    summary = json.loads((tmp_path / "scores.summary.json").read_text())
+    assert summary["wildtype"]["first"] == 24 and summary["wildtype"]["focus_region"] == "24-35"
+    full_fasta = tmp_path / "full.fasta"
+    full_fasta.write_text(f">P12345\n{FULL_LENGTH}\n")
+    variants.write_text("mutant\nM5A\nT3A\n")
+    code, _, err = run_cli([*args[:4], full_fasta, *args[5:], "--overwrite"], capsys)
+    assert code == 0, err
+    assert "found once, at residues 5-16" in err and "1 of 2 variants not scored" in err
+    record.write_text(f">focus/24-30\n{FOCUS_SEQUENCE}\n")
+    code, _, err = run_cli([*args, "--overwrite"], capsys)
+    assert code == 2 and "its id says residues 24-30 (7), but it holds 12" in err, err
 
 
 def test_the_command_leaves_unscored_variants_empty_and_counts_them(columns_run, tmp_path, capsys):
@@ -205,7 +293,8 @@ def test_the_command_leaves_unscored_variants_empty_and_counts_them(columns_run,
     wildtype.write_text(f">raw\n{FOCUS_ROW}\n")  # the focus's column row is not the wild type
     variants.write_text("mutant\nM1A\n")  # a mutant that fits it
     line = _one_line_error(capsys, [*args, "--out", tmp_path / "other.csv", "--device", "cpu"])
-    assert f"--wildtype {wildtype}: record 'raw': not the focus sequence" in line and "10 residues" in line
+    assert f"--wildtype {wildtype}: record 'raw' (10 residues) does not contain the focus sequence" in line
+    assert "--focus-start (the wild-type residue where the focus begins" in line
     assert not (tmp_path / "other.csv").exists()
 
 

@@ -375,7 +375,8 @@ def test_command_carries_columns_equals_the_api_and_reports_spearman(tmp_path, c
     assert summary["spearman_vs_DMS_score"]["n"] == 3
     assert summary["n_variants"] == 4 and summary["n_multi_mutants"] == 1
     assert summary["network_passes"] == 4 and summary["method"] == "masked-marginal"
-    assert summary["wildtype"] == {"file": str(wildtype_fasta), "id": "wt", "length": len(WILD_TYPE)}
+    expected = {"file": str(wildtype_fasta), "id": "wt", "length": len(WILD_TYPE), "first": 1}
+    assert summary["wildtype"] == {**expected, "focus_region": None}
 
 
 def test_outputs_are_replaced_only_when_they_are_the_commands_own(tmp_path, capsys, wildtype_fasta):

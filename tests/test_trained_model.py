@@ -126,8 +126,13 @@ def test_focus_columns_map_the_wild_type_and_designs_onto_the_columns():
     assert rows.scored_note("MKVLSGHEWR") == ", scored on its 10 focus columns"
     with pytest.raises(UserError, match=r"design 2: 9 letters, .* give no length \(or length 10\)"):
         rows.check_starts(["M" * 10, "M" * 9])
-    with pytest.raises(UserError, match=r"position 12 is 'A', the focus has 'R'"):
-        rows.wildtype_row("MKVLGGSGHEWA", 10)
+    assert rows.wildtype_row("MKVLGGSGHEWA", 10) == "MKVLSGHEWA"  # a strain placed with its differences
+    with pytest.raises(UserError, match=r"the wild type: 11 residues, the focus has 12"):
+        rows.wildtype_row("MKVLGGSGHEW", 10)
+    from protein_sedd.evaluation.wildtype import place
+
+    with pytest.raises(UserError, match=r"residue 12 is 'A' where the focus has 'R'"):
+        place("MKVLGGSGHEWA", rows.focus_sequence)
 
 
 def test_the_config_chooses_the_adapter_from_the_registry():

@@ -17,7 +17,22 @@ from protein_sedd.runtime.devices import check_threads, cpu_threads, select_devi
 def score_variants(
     checkpoint: Checkpoint = None,
     wildtype: Path = typer.Option(
-        ..., "--wildtype", help="FASTA file whose first record is the wild type the positions number."
+        ...,
+        "--wildtype",
+        help="FASTA file whose first record is the wild type the positions number: the full-length "
+        "protein or the model's focus region (an id ending /24-300 numbers the record from 24).",
+    ),
+    focus_start: int = typer.Option(
+        None,
+        "--focus-start",
+        help="The wild-type residue where the model's focus region begins (ProteinGym's MSA_start). "
+        "Default: where the focus sequence is found in the wild type (once).",
+    ),
+    allow_differences: bool = typer.Option(
+        False,
+        "--allow-differences",
+        help="Score a wild type that differs from the model's focus inside the region (a strain), on its "
+        "own residues, instead of stopping at the first difference.",
     ),
     variants: Path = typer.Option(
         ...,
@@ -65,6 +80,7 @@ def score_variants(
         measured_scores,
         read_variants,
     )
+    from protein_sedd.evaluation.wildtype import numbering_start
     from protein_sedd.io.fasta import read_fasta
     from protein_sedd.runtime.progress import LoopProgress, log_line
 
@@ -73,21 +89,23 @@ def score_variants(
     check_threads(threads)
     requested = select_device(device)
     record = read_fasta(wildtype)[0]
+    where = f"--wildtype {wildtype}: record {record.id!r}"
+    first = numbering_start(record.id, len(record.sequence), where)
     table = read_variants(variants)
-    asked = VariantSet.parse(record.sequence, table, lambda row: f"{variants} line {row + 2}")
+    asked = VariantSet.parse(record.sequence, table, lambda row: f"{variants} line {row + 2}", first)
     measured = measured_scores(table)  # before any work: every mistake shows first
     with cpu_threads(threads) as n_threads:
         model = load(checkpoint, requested)
-        where = f"--wildtype {wildtype}: record {record.id!r}"
         job = asked.job(
-            model, method=method, t_samples=t_samples, seed=seed, batch_size=batch_size, where=where
-        )
+            model, method=method, t_samples=t_samples, seed=seed, batch_size=batch_size, where=where,
+            focus_start=focus_start, allow_differences=allow_differences,
+        )  # fmt: skip
         console = Console(stderr=True)
         for line in report_.run_notes(job, record.id, n_threads):
             log_line(console, line)
         with LoopProgress(console, "sequence passes", job.passes) as progress:
             scores = job.run(progress.advance)
-    wildtype_ = {"file": str(wildtype), "id": record.id, "length": len(record.sequence)}
+    wildtype_ = {"file": str(wildtype), "id": record.id, "length": len(record.sequence), "first": first}
     report = report_.variant_report(job, scores, measured, wildtype=wildtype_, variants=variants, out=out)
     report_.write_outputs(out, scores, report)
     shown = Table(title=f"score-variants: {method}")

@@ -113,20 +113,6 @@ class FocusMapping:
         """The focus's own record: its residues at the focus columns (it has one at every column)."""
         return "".join(self.sequence[int(p)] for p in self.positions)
 
-    def check_wildtype(self, wildtype: str, where: str) -> None:
-        """The wild type must be the recorded focus sequence: the positions number it."""
-        if wildtype == self.sequence:
-            return
-        if len(wildtype) != len(self.sequence):
-            difference = f"{len(wildtype)} residues, the focus has {len(self.sequence)}"
-        else:
-            i = next(i for i, (a, b) in enumerate(zip(wildtype, self.sequence, strict=True)) if a != b)
-            difference = f"position {i + 1} is {wildtype[i]!r}, the focus has {self.sequence[i]!r}"
-        raise UserError(
-            f"{where}: not the focus sequence this focus_columns model was trained on ({difference}); "
-            "give the alignment's focus as the wild type (dataset.focus_sequence in the model's config.yaml)"
-        )
-
     def column_positions(self, positions: Sequence[int]) -> tuple[int, ...] | None:
         """0-based wild-type positions -> their columns, or None when one of them has no column."""
         column_of = self._column_of

@@ -10,7 +10,8 @@ Each adapter answers the same questions:
 
     check_rows(lengths, hint)         rows in: every (where, length) must be a row this model reads
     check_starts(starts)              the same for the start rows of a design request
-    wildtype_row(wildtype, max_length, where)   the row the network scores for a wild type
+    focus_sequence                    the family region it knows (the alignment's focus), or None
+    wildtype_row(region, max_length, where)   the row the network scores for the wild type's focus region
     columns(positions)                a variant's 0-based wild-type positions on that row (None: unscored)
     protein(row), row_note(row)       designs out: the protein, and what its FASTA header adds
     design_note()                     the line `design` logs about the representation (None: nothing)
@@ -24,20 +25,36 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.focus_columns import ROW_HINT, FocusMapping, design_sequence, representation_of
 from protein_sedd.errors import UserError
 
 
 class Sequences:
-    """`data.representation=sequence`: the rows are the proteins."""
+    """`data.representation=sequence`: the rows are the proteins. Trained on an alignment, the model knows
+    its focus's region (`focus_sequence`, recorded by runs since it was): a wild type is scored there."""
 
     name = "sequence"
     focus: FocusMapping | None = None
     unscored_reason: str | None = None
 
+    def __init__(self, focus_sequence: str | None = None):
+        self.focus_sequence = focus_sequence
+
     @classmethod
     def from_config(cls, config, where: str = "") -> Sequences:
-        return cls()
+        recorded = (config.get("dataset") or {}).get("focus_sequence")
+        if recorded is None:
+            return cls()
+        try:
+            if not isinstance(recorded, str) or not recorded:
+                raise ValueError("not a sequence")
+            ALPHABET.encode(recorded)
+        except ValueError as err:
+            raise UserError(
+                f"{where}dataset.focus_sequence {str(recorded)[:20]!r}: {err}; restore the run's config.yaml"
+            ) from None
+        return cls(recorded)
 
     def check_rows(self, lengths: Iterable[tuple[str, int]], hint: str = ROW_HINT) -> None:
         """Any length is a row (the model's context is checked where the sequences are read)."""
@@ -75,7 +92,7 @@ class FocusColumns(Sequences):
     name = "focus_columns"
 
     def __init__(self, focus: FocusMapping):
-        self.focus = focus
+        self.focus, self.focus_sequence = focus, focus.sequence
         self.width = len(focus.positions)
         self.unscored_reason = f"a mutated position outside the {self.width} focus columns"
 
@@ -95,8 +112,11 @@ class FocusColumns(Sequences):
         )
 
     def wildtype_row(self, wildtype: str, max_length: int, where: str = "the wild type") -> str:
-        self.focus.check_wildtype(wildtype, where)  # the positions number the recorded focus sequence
-        return self.focus.row
+        """The region's residues at the focus columns (the focus's own row, or a strain's: evaluation/
+        wildtype.py has placed and checked it)."""
+        if len(wildtype) != len(self.focus.sequence):
+            raise UserError(f"{where}: {len(wildtype)} residues, the focus has {len(self.focus.sequence)}")
+        return "".join(wildtype[int(p)] for p in self.focus.positions)
 
     def columns(self, positions: Sequence[int]) -> tuple[int, ...] | None:
         return self.focus.column_positions(positions)  # ascending, as the positions are

@@ -78,6 +78,10 @@ def run_notes(job, record_id: str, n_threads: int) -> list[str]:
             "note: this model was trained on the alignment's real sequences; on the PTEN scan a model "
             "trained with data.representation=focus_columns scored variants better (README: A real scan)"
         )
+    if model.representation.focus_sequence is not None:
+        notes.append(
+            f"wild type on the model's focus ({plan.placement.length} residues): {plan.placement.how}"
+        )
     if plan.n_unscored:
         notes.append(f"{plan.n_unscored} of {n} variants not scored (empty score): {plan.unscored_reason}")
     return notes
@@ -100,7 +104,7 @@ def variant_report(job, scores, measured, *, wildtype: dict, variants: Path, out
     return {
         "command": COMMAND,
         "checkpoint": str(job.model.path),
-        "wildtype": wildtype,
+        "wildtype": {**wildtype, **_region(job)},
         "variants": str(variants),
         "n_variants": len(parsed),
         "n_multi_mutants": sum(len(v.positions) > 1 for v in parsed),
@@ -119,6 +123,19 @@ def variant_report(job, scores, measured, *, wildtype: dict, variants: Path, out
     }
 
 
+def _region(job) -> dict:
+    """Where the model's focus lies on the wild type, in the wild type's numbering (None without a focus)."""
+    placement = job.plan.placement
+    if placement is None or job.model.representation.focus_sequence is None:
+        return {"focus_region": None}
+    start = job.variants.first + placement.offset
+    return {
+        "focus_region": f"{start}-{start + placement.length - 1}",
+        "placed": placement.how,
+        "n_differences": len(placement.differences),
+    }
+
+
 def write_outputs(out: Path, scores, report: dict) -> None:
     """The table, then the summary recording its sha256 (so a rerun recognises both as its own)."""
     from protein_sedd.data.datasets import sha256_of
@@ -133,7 +150,7 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
     """The summary as (metric, value) rows for a table."""
     rows = [("variants", str(report["n_variants"]))]
     if report["n_not_scored"]:
-        rows.append(("not scored (outside the focus columns)", str(report["n_not_scored"])))
+        rows.append(("not scored (outside the focus region or its columns)", str(report["n_not_scored"])))
     per_variant = report["network_passes_per_variant"]
     rows.append(("network passes", f"{report['network_passes']} ({per_variant:.3g} per variant)"))
     rows.append(("seconds", f"{report['seconds']:.1f}"))

@@ -26,10 +26,12 @@ sequence scored alone (batch size 1, same seed). Cost: K passes per distinct mut
 for the wild type. For the autoregressive baseline (`model=ar`) the same method is the exact
 log-likelihood ratio, one pass per sequence, with standard error 0.
 
-**Focus-columns models** (`data.representation=focus_columns`, data/focus_columns.py) read sequences
-as rows over an alignment's focus columns. The wild type must be the recorded focus sequence; each
-variant's positions are mapped to their columns and scored, by either method, on the focus's column row
-(its residues at the focus columns). A variant touching a position without a column gets no score (NaN).
+**The wild type on the model's focus** (evaluation/wildtype.py). A model trained on an alignment knows its
+focus region; the user's wild type (full length, or the region itself) is placed on it and only the region
+is scored, each variant's positions shifted onto it; a variant outside it gets no score (NaN).
+**Focus-columns models** (`data.representation=focus_columns`, data/focus_columns.py) read sequences as rows
+over an alignment's focus columns: the region's positions are mapped to their columns and scored, by
+either method, on the region's column row. A variant touching a position without a column gets no score.
 
 **Spearman's rho** with a measured score (`DMS_score`): the Pearson correlation of the average ranks,
 with a percentile bootstrap interval (variants resampled with replacement, `resamples` times, seeded).
@@ -52,6 +54,7 @@ from protein_sedd.config.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_T_SAMPLES, 
 from protein_sedd.data.alphabet import ALPHABET, AMINO_ACIDS
 from protein_sedd.diffusion.likelihood import shared_draws_negative_elbo
 from protein_sedd.errors import UserError
+from protein_sedd.evaluation.wildtype import Placement, place
 from protein_sedd.io.tables import numeric_column, parse_number
 from protein_sedd.runtime.devices import inference_autocast
 
@@ -97,8 +100,10 @@ def check_variant_settings(method: str, t_samples: int, seed: int, batch_size: i
 
 
 # -- parsing -----------------------------------------------------------------------------------------------
-def parse_mutant(text: str, wildtype: str) -> Variant:
-    """`A23V` or `A23V:G45L` against the wild type; a ValueError says what is wrong."""
+def parse_mutant(text: str, wildtype: str, first: int = 1) -> Variant:
+    """`A23V` or `A23V:G45L` against the wild type, whose first residue is number `first` (1, or the start
+    of a `/start-end` id: evaluation/wildtype.py); a ValueError says what is wrong. The variant's
+    positions are 0-based indices into `wildtype`."""
     stripped = text.strip()
     if not stripped:
         raise ValueError("empty mutant; expected e.g. A23V or A23V:G45L")
@@ -113,11 +118,16 @@ def parse_mutant(text: str, wildtype: str) -> Variant:
         wild, number, new = match.group(1), int(match.group(2)), match.group(3)
         if number == 0:
             raise ValueError("position 0: positions are 1-based")
-        if number > len(wildtype):
-            raise ValueError(f"position {number} is beyond the wild type ({len(wildtype)} residues)")
-        if wildtype[number - 1] != wild.upper():
+        index = number - first
+        if index < 0:
+            raise ValueError(f"position {number} is before the wild type, which starts at residue {first}")
+        if index >= len(wildtype):
+            last = first + len(wildtype) - 1
+            span = f"{len(wildtype)} residues" if first == 1 else f"residues {first}-{last}"
+            raise ValueError(f"position {number} is beyond the wild type ({span})")
+        if wildtype[index] != wild.upper():
             raise ValueError(
-                f"position {number} of the wild type is {wildtype[number - 1]!r}, not {wild!r}; check that "
+                f"position {number} of the wild type is {wildtype[index]!r}, not {wild!r}; check that "
                 "the wild type is the sequence the positions number (1-based, full length)"
             )
         new = new.upper()
@@ -125,9 +135,9 @@ def parse_mutant(text: str, wildtype: str) -> Variant:
             raise ValueError("stop codon '*': nonsense variants are not scored, drop them")
         if new not in AMINO_ACIDS:
             raise ValueError(f"unknown residue {new!r}; use one of the 20 amino acids {AMINO_ACIDS}")
-        if number - 1 in changes:
+        if index in changes:
             raise ValueError(f"position {number} is mutated twice")
-        changes[number - 1] = (wildtype[number - 1], new)
+        changes[index] = (wildtype[index], new)
     positions = tuple(sorted(changes))
     return Variant(
         stripped,
@@ -137,9 +147,12 @@ def parse_mutant(text: str, wildtype: str) -> Variant:
     )
 
 
-def parse_variants(wildtype: str, table: pd.DataFrame, where: Callable[[int], str]) -> list[Variant]:
-    """Every row's `mutant`, checked against the wild type (and its `mutated_sequence` and `DMS_score` when
-    present); a mistake is a UserError naming the row through `where(row_number)` (0-based)."""
+def parse_variants(
+    wildtype: str, table: pd.DataFrame, where: Callable[[int], str], first: int = 1
+) -> list[Variant]:
+    """Every row's `mutant`, checked against the wild type (numbered from `first`; and its
+    `mutated_sequence` and `DMS_score` when present); a mistake is a UserError naming the row through
+    `where(row_number)` (0-based)."""
     if "mutant" not in table.columns:
         raise UserError(f"no 'mutant' column (columns: {', '.join(map(str, table.columns)) or 'none'})")
     if len(table) == 0:
@@ -151,7 +164,7 @@ def parse_variants(wildtype: str, table: pd.DataFrame, where: Callable[[int], st
         try:
             if not isinstance(text, str):
                 raise ValueError(f"expected text like A23V, got {text!r}")
-            variant = parse_mutant(text, wildtype)
+            variant = parse_mutant(text, wildtype, first)
         except ValueError as err:
             raise UserError(f"{where(row)} (mutant {text!r}): {err}") from None
         if sequences is not None and isinstance(sequences.iloc[row], str) and sequences.iloc[row].strip():
@@ -227,23 +240,34 @@ class ScoringPlan:
     rows: np.ndarray
     n_unscored: int = 0
     unscored_reason: str | None = None
+    placement: Placement | None = None  # where the model's focus lies in the wild type
 
 
 def scoring_plan(
-    representation, wildtype: str, variants: Sequence[Variant], max_length: int, where: str = "the wild type"
-) -> ScoringPlan:
-    """The model's row for `wildtype` and each variant on it (`representation`: the model's, see
-    data/representation.py); a variant whose positions have no place on the row goes unscored."""
-    row = representation.wildtype_row(wildtype, max_length, where)
-    mapped, rows = [], []
+    representation, wildtype: str, variants: Sequence[Variant], max_length: int, where: str = "the wild type",
+    placement: Placement | None = None, first: int = 1,
+) -> ScoringPlan:  # fmt: skip
+    """The model's row for the wild type's focus region (`placement`, evaluation/wildtype.py; the whole wild
+    type when None) and each variant on it (`representation`: the model's, data/representation.py); a
+    variant outside the region, or whose positions have no place on the row, goes unscored."""
+    placement = placement or Placement(0, len(wildtype), "as given")
+    row = representation.wildtype_row(placement.region(wildtype), max_length, where)
+    mapped, rows, outside, off_row = [], [], 0, 0
     for index, variant in enumerate(variants):
-        columns = representation.columns(variant.positions)
-        if columns is not None:
-            mapped.append(Variant(variant.mutant, columns, variant.wild, variant.new))
-            rows.append(index)
-    unscored = len(variants) - len(rows)
-    reason = representation.unscored_reason if unscored else None
-    return ScoringPlan(row, mapped, np.array(rows, dtype=np.int64), unscored, reason)
+        if not placement.inside(variant.positions):
+            outside += 1
+            continue
+        columns = representation.columns(tuple(p - placement.offset for p in variant.positions))
+        if columns is None:
+            off_row += 1
+            continue
+        mapped.append(Variant(variant.mutant, columns, variant.wild, variant.new))
+        rows.append(index)
+    start = first + placement.offset
+    region = f"a mutated position outside the focus region (residues {start}-{start + placement.length - 1})"
+    given = [(c, why) for c, why in [(outside, region), (off_row, representation.unscored_reason)] if c]
+    reason = given[0][1] if len(given) == 1 else "; ".join(f"{c} with {why}" for c, why in given) or None
+    return ScoringPlan(row, mapped, np.array(rows, dtype=np.int64), outside + off_row, reason, placement)
 
 
 def masked_marginal_scores(
@@ -325,7 +349,8 @@ def elbo_difference_scores(
 
 def score_table(
     model, wildtype: str, table: pd.DataFrame, *, method: str, t_samples: int, seed: int, batch_size: int,
-    where: Callable[[int], str], progress=None,
+    where: Callable[[int], str], progress=None, first: int = 1, focus_start: int | None = None,
+    allow_differences: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
     """`table` with `score` (and for elbo `standard_error`) after `mutant`, the other columns carried.
 
@@ -334,11 +359,11 @@ def score_table(
     `unscored_reason`: a focus_columns model's positions without a column; their score is NaN).
     """
     check_variant_settings(method, t_samples, seed, batch_size)
-    model.representation.wildtype_row(wildtype, model.max_length)  # its mistakes show before the variants
-    variants = VariantSet.parse(wildtype, table, where)
-    return variants.job(model, method=method, t_samples=t_samples, seed=seed, batch_size=batch_size).run(
-        progress
-    )
+    variants = VariantSet.parse(wildtype, table, where, first)
+    return variants.job(
+        model, method=method, t_samples=t_samples, seed=seed, batch_size=batch_size, focus_start=focus_start,
+        allow_differences=allow_differences,
+    ).run(progress)  # fmt: skip
 
 
 @dataclass
@@ -349,20 +374,30 @@ class VariantSet:
     wildtype: str
     table: pd.DataFrame
     variants: list[Variant]
+    first: int = 1  # the wild type's first residue number (a `/start-end` id's start)
 
     @classmethod
-    def parse(cls, wildtype: str, table: pd.DataFrame, where: Callable[[int], str]) -> VariantSet:
-        variants = parse_variants(wildtype, table, where)
+    def parse(
+        cls, wildtype: str, table: pd.DataFrame, where: Callable[[int], str], first: int = 1
+    ) -> VariantSet:
+        variants = parse_variants(wildtype, table, where, first)
         taken = [c for c in OUTPUT_COLUMNS if c in table.columns]
         if taken:
             raise UserError(f"the variants already have a column {taken[0]!r}, which the output adds")
-        return cls(wildtype, table, variants)
+        return cls(wildtype, table, variants, first)
 
     def job(
-        self, model, *, method: str, t_samples: int, seed: int, batch_size: int, where: str = "the wild type"
-    ) -> VariantJob:
-        """The scoring of these variants by `model`, planned (`where` names the wild type in messages)."""
-        plan = scoring_plan(model.representation, self.wildtype, self.variants, model.max_length, where)
+        self, model, *, method: str, t_samples: int, seed: int, batch_size: int, where: str = "the wild type",
+        focus_start: int | None = None, allow_differences: bool = False,
+    ) -> VariantJob:  # fmt: skip
+        """The scoring of these variants by `model`, planned: the wild type placed on the model's focus
+        (evaluation/wildtype.py; `focus_start`, `allow_differences`), `where` naming it in messages."""
+        placement = place(
+            self.wildtype, model.representation.focus_sequence, first=self.first, focus_start=focus_start,
+            allow_differences=allow_differences, where=where,
+        )  # fmt: skip
+        plan = scoring_plan(model.representation, self.wildtype, self.variants, model.max_length, where,
+                            placement, self.first)  # fmt: skip
         if method == "masked-marginal" and model.is_autoregressive:
             raise UserError(
                 "the autoregressive baseline (model=ar) has no masked marginal; use {method} 'elbo', for it "

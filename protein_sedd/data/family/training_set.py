@@ -231,14 +231,11 @@ def _aligned_family(data, policy: FamilyPolicy, min_length: int) -> FamilyData:
         "focus": data.focus_id,
         "n_focus_columns": int(data.columns.shape[1]),
         "n_alignment_records": len(data.records),
+        # where a scan's wild type meets the family (evaluation/wildtype.py): the focus's real sequence
+        "focus_sequence": data.records[data.focus_index].sequence,
     }
     if policy.representation == "focus_columns":  # what maps a wild type onto the columns later
-        focus_sequence = data.records[data.focus_index].sequence
-        stats.update(
-            representation="focus_columns",
-            focus_sequence=focus_sequence,
-            focus_residues=residue_ranges(data.focus_positions),
-        )
+        stats.update(representation="focus_columns", focus_residues=residue_ranges(data.focus_positions))
     family = FamilyData(store, covered[keep], weights, policy, min_length, stats)
     return _described(family, len(data.records) - len(keep))
 
