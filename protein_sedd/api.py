@@ -261,6 +261,39 @@ class ProteinSEDD(TrainedModel):
             focus_start=focus_start, allow_differences=allow_differences,
         )  # fmt: skip
 
+    def scan_variants(
+        self,
+        wildtype: str | Path,
+        positions: str | None = None,
+        method: str = "masked-marginal",
+        *,
+        focus_start: int | None = None,
+        allow_differences: bool = False,
+        **options,
+    ):
+        """Every single substitution of `positions` ('10-80,95', the wild type's numbering; default: this
+        model's focus region in the wild type, else all of it), scored as `score_variants` scores a table:
+        columns mutant, score, position, wild_type, residue. `score-variants --scan` calls the same code
+        and draws the heatmap (protein_sedd.evaluation.variant_maps: `heatmap_png`, `position_profile`)."""
+        from protein_sedd.evaluation.variant_maps import scan_table
+        from protein_sedd.evaluation.wildtype import numbering_start
+
+        first, sequence = 1, wildtype
+        if isinstance(wildtype, Path):
+            from protein_sedd.io.fasta import read_fasta
+
+            record = read_fasta(wildtype)[0]
+            sequence = record.sequence
+            first = numbering_start(record.id, len(sequence), f"wildtype {record.id!r}")
+        elif isinstance(wildtype, str):
+            sequence = normalised_sequence(wildtype, "wild type")
+        else:
+            raise UserError(f"wildtype: expected a sequence or a Path, got {type(wildtype).__name__}")
+        table = scan_table(self, sequence, first=first, positions=positions, focus_start=focus_start,
+                           allow_differences=allow_differences, where="the wild type")  # fmt: skip
+        return self.score_variants(wildtype, table, method, focus_start=focus_start,
+                                   allow_differences=allow_differences, **options)  # fmt: skip
+
     # -- guidance ----------------------------------------------------------------------------------------
     def train_guide(
         self,

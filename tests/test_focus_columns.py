@@ -360,3 +360,19 @@ def test_score_variants_points_a_sequence_model_of_an_alignment_to_focus_columns
     assert (
         pd.read_csv(tmp_path / "scores.csv")["score"].notna().all()
     )  # a sequence model scores every position
+
+
+def test_a_scan_of_a_full_length_wild_type_covers_the_models_focus_region(columns_run, tmp_path, capsys):
+    wildtype = tmp_path / "full.fasta"
+    wildtype.write_text(f">P12345\n{FULL_LENGTH}\n")
+    out = tmp_path / "scan.csv"
+    args = ["score-variants", "--checkpoint", columns_run, "--wildtype", wildtype, "--scan", "--out", out,
+            "--device", "cpu"]  # fmt: skip
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    scan = pd.read_csv(out)
+    assert sorted(set(scan["position"])) == list(range(5, 17)) and len(scan) == 12 * 19
+    assert set(scan.loc[scan["score"].isna(), "position"]) == {9, 10}  # the focus's residues 5-6: no column
+    profile = pd.read_csv(tmp_path / "scan.positions.csv")
+    assert profile["position"].tolist() == [5, 6, 7, 8, *range(11, 17)]
+    assert "38 of 228 variants not scored" in err

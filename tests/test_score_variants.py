@@ -503,3 +503,89 @@ def test_the_site_independent_baseline_reproduces_the_pten_reference():
         assert scored.sum() == 3904
         rhos.append(spearman(scores[scored], scan["DMS_score"].to_numpy()[scored]))
     assert rhos == pytest.approx([0.367, 0.385], abs=0.001)
+
+
+# -- scans: every single mutant, the heatmap and the tolerance profile -------------------------------------
+def test_a_scan_lists_every_substitution_and_positions_parse_as_ranges():
+    from protein_sedd.evaluation.variant_maps import RESIDUE_ORDER, parse_positions, scan_mutants
+
+    table = scan_mutants("MKXA", [1, 3, 4])  # X: nothing to name, skipped
+    assert len(table) == 38 and table["mutant"][:3].tolist() == ["M1A", "M1V", "M1I"]
+    assert table["mutant"][19:22].tolist() == ["A4V", "A4I", "A4L"]
+    assert set(table["residue"][:19]) == set(RESIDUE_ORDER) - {"M"}
+    assert scan_mutants("MKA", [10], first=10)["mutant"][0] == "M10A"
+    assert parse_positions("5-6,2", 1, 10) == [2, 5, 6] and parse_positions(None, 3, 5) == [3, 4, 5]
+    with pytest.raises(UserError, match=r"^positions 0-3: outside the wild type's residues 1-10"):
+        parse_positions("0-3", 1, 10)
+    with pytest.raises(UserError, match=r"^positions 'a-b': expected ranges of residue numbers"):
+        parse_positions("a-b", 1, 10)
+
+
+def test_the_scan_command_writes_the_table_the_heatmap_and_the_profile(tmp_path, capsys, model):
+    from matplotlib.image import imread
+
+    wildtype = tmp_path / "wt.fasta"
+    wildtype.write_text(f">wt\n{WILD_TYPE[:30]}\n")
+    out = tmp_path / "scan.csv"
+    args = ["score-variants", "--wildtype", wildtype, "--scan", "--out", out, "--device", "cpu"]
+    code, stdout, err = run_cli(args, capsys)
+    assert code == 0, err
+    scan = pd.read_csv(out)
+    assert len(scan) == 19 * 30 and scan["score"].notna().all()
+    assert list(scan.columns) == ["mutant", "score", "position", "wild_type", "residue"]
+    from_python = model.scan_variants(WILD_TYPE[:30])
+    assert from_python["mutant"].tolist() == scan["mutant"].tolist()
+    np.testing.assert_allclose(from_python["score"], scan["score"], rtol=1e-6)  # the CSV's 16 digits
+    alone = model.score_variants(WILD_TYPE[:30], scan["mutant"][:40].tolist())
+    np.testing.assert_allclose(scan["score"][:40], alone["score"], atol=1e-5)  # other batches: float32 sums
+    profile = pd.read_csv(tmp_path / "scan.positions.csv")
+    by_position = scan.groupby("position")["score"]
+    np.testing.assert_allclose(profile["mean_score"], by_position.mean().to_numpy(), rtol=1e-9)
+    assert profile["n_tolerated"].tolist() == by_position.apply(lambda s: int((s > -1).sum())).tolist()
+    assert profile["wild_type"].str.cat() == WILD_TYPE[:30] and (profile["n_scored"] == 19).all()
+    image = imread(tmp_path / "scan.heatmap.png")
+    assert image.shape[0] > 300 and image[..., :3].std() > 0.1  # drawn, not blank
+    summary = json.loads((tmp_path / "scan.summary.json").read_text())
+    assert list(summary["files"]) == ["scan.heatmap.png", "scan.positions.csv"] and summary[
+        "variants"
+    ].startswith("--scan")
+    assert run_cli([*args, "--positions", "3-5"], capsys)[0] == 0  # its own files: replaced
+    assert len(pd.read_csv(out)) == 57
+    (tmp_path / "scan.heatmap.png").unlink()
+    (tmp_path / "scan.heatmap.png").write_text("mine")
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "heatmap of --out" in err and (tmp_path / "scan.heatmap.png").read_text() == "mine"
+    for extra, message in [
+        ([], "give --variants FILE (a scan's table) or --scan"),
+        (["--scan", "--variants", wildtype], "give --variants FILE (a scan's table) or --scan"),
+        (["--variants", wildtype, "--positions", "1-3"], "--positions chooses what --scan scans"),
+        (["--scan", "--positions", "20-40"], "--positions 20-40: outside the wild type's residues 1-30"),
+    ]:
+        code, _, err = run_cli(["score-variants", "--wildtype", wildtype, "--out", tmp_path / "o.csv",
+                                "--device", "cpu", *extra], capsys)  # fmt: skip
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_a_scan_with_measured_scores_draws_predicted_against_measured(tmp_path, capsys, wildtype_fasta):
+    from matplotlib.image import imread
+
+    variants = write_csv(
+        tmp_path / "dms.csv", "mutant,DMS_score\nS2A,0.1\nT3A,0.4\nL4P,-2\nK5E,0.3\nR6W,-1\n"
+    )
+    out = tmp_path / "scores.csv"
+    args = [
+        "score-variants",
+        "--wildtype",
+        wildtype_fasta,
+        "--variants",
+        variants,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+    ]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "scores.summary.json").read_text())
+    assert list(summary["files"]) == ["scores.scatter.png"] and summary["spearman_vs_DMS_score"]["n"] == 5
+    assert imread(tmp_path / "scores.scatter.png")[..., :3].std() > 0.05

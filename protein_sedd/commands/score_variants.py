@@ -35,10 +35,21 @@ def score_variants(
         "own residues, instead of stopping at the first difference.",
     ),
     variants: Path = typer.Option(
-        ...,
+        None,
         "--variants",
         help="CSV in ProteinGym's format: a column 'mutant' (A23V, multi-mutants A23V:G45L; 1-based "
         "positions on the wild type); other columns (DMS_score, ...) are carried through.",
+    ),
+    scan: bool = typer.Option(
+        False,
+        "--scan",
+        help="Instead of --variants: every single substitution (19 per position) of --positions, or of the "
+        "model's focus region in the wild type (the whole wild type without one). Also writes "
+        "<stem>.heatmap.png (position x residue, wild type dotted, 0 = as likely as the wild type) and "
+        "<stem>.positions.csv (per-position mean, median, minimum and tolerated count).",
+    ),
+    positions: str = typer.Option(
+        None, "--positions", help="With --scan: residue ranges in the wild type's numbering, e.g. 10-80,95."
     ),
     out: Path = typer.Option(
         ...,
@@ -72,8 +83,10 @@ def score_variants(
     from rich.table import Table
 
     from protein_sedd.api import load
+    from protein_sedd.errors import UserError
     from protein_sedd.evaluation import variant_report as report_
     from protein_sedd.evaluation.reports import print_tables
+    from protein_sedd.evaluation.variant_maps import parse_positions, scan_table
     from protein_sedd.evaluation.variants import (
         VariantSet,
         check_variant_settings,
@@ -85,17 +98,29 @@ def score_variants(
     from protein_sedd.runtime.progress import LoopProgress, log_line
 
     check_variant_settings(method, t_samples, seed, batch_size)
-    report_.check_outputs(out, [wildtype, variants], overwrite)
+    if (variants is None) == (not scan):
+        raise UserError("give --variants FILE (a scan's table) or --scan (every single mutant), one of them")
+    if positions is not None and not scan:
+        raise UserError("--positions chooses what --scan scans; with --variants the table says")
+    report_.check_outputs(out, [wildtype, *([variants] if variants else [])], overwrite)
     check_threads(threads)
     requested = select_device(device)
     record = read_fasta(wildtype)[0]
     where = f"--wildtype {wildtype}: record {record.id!r}"
     first = numbering_start(record.id, len(record.sequence), where)
-    table = read_variants(variants)
-    asked = VariantSet.parse(record.sequence, table, lambda row: f"{variants} line {row + 2}", first)
-    measured = measured_scores(table)  # before any work: every mistake shows first
+    if positions is not None:  # its mistakes before the model loads
+        parse_positions(positions, first, first + len(record.sequence) - 1)
+    rows = (lambda row: f"--scan row {row + 1}") if scan else (lambda row: f"{variants} line {row + 2}")
+    asked = None if scan else VariantSet.parse(record.sequence, read_variants(variants), rows, first)
+    measured = None if scan else measured_scores(asked.table)  # before any work: every mistake shows first
     with cpu_threads(threads) as n_threads:
         model = load(checkpoint, requested)
+        if scan:  # the region to scan depends on the model's focus
+            table = scan_table(
+                model, record.sequence, first=first, positions=positions, focus_start=focus_start,
+                allow_differences=allow_differences, where=where,
+            )  # fmt: skip
+            asked = VariantSet.parse(record.sequence, table, rows, first)
         job = asked.job(
             model, method=method, t_samples=t_samples, seed=seed, batch_size=batch_size, where=where,
             focus_start=focus_start, allow_differences=allow_differences,
@@ -106,12 +131,14 @@ def score_variants(
         with LoopProgress(console, "sequence passes", job.passes) as progress:
             scores = job.run(progress.advance)
     wildtype_ = {"file": str(wildtype), "id": record.id, "length": len(record.sequence), "first": first}
-    report = report_.variant_report(job, scores, measured, wildtype=wildtype_, variants=variants, out=out)
-    report_.write_outputs(out, scores, report)
+    source = variants if variants is not None else f"--scan {positions or 'the focus region'}"
+    report = report_.variant_report(job, scores, measured, wildtype=wildtype_, variants=source, out=out)
+    figures = report_.write_outputs(out, scores, report, measured, scan)
     shown = Table(title=f"score-variants: {method}")
     shown.add_column("metric")
     shown.add_column("value", justify="right")
     for row in report_.summary_rows(report):
         shown.add_row(*row)
     print_tables(shown)
-    log_line(Console(), f"wrote {out} and {report_.summary_path(out)}")
+    written = ", ".join([str(report_.summary_path(out)), *(str(out.with_name(f)) for f in figures)])
+    log_line(Console(), f"wrote {out} and {written}")

@@ -48,8 +48,37 @@ def is_scores_csv(path: Path) -> bool:
         return False
 
 
+def figure_paths(out: Path) -> dict[str, Path]:
+    """The pictures and profile a run may write beside `out` (a scan's heatmap and positions table; the
+    scatter against DMS_score)."""
+    return {
+        "heatmap": out.with_name(f"{out.stem}.heatmap.png"),
+        "positions": out.with_name(f"{out.stem}.positions.csv"),
+        "scatter": out.with_name(f"{out.stem}.scatter.png"),
+    }
+
+
+def _is_listed(out: Path):
+    """Whether a file beside `out` is one an earlier run's summary lists as its own, unchanged since (the
+    summary records each file's sha256)."""
+    from protein_sedd.data.datasets import sha256_of
+
+    def own(path: Path) -> bool:
+        record = _summary(summary_path(out))
+        files = (record or {}).get("files")
+        if not isinstance(files, dict) or not isinstance(files.get(path.name), str):
+            return False
+        try:
+            return files[path.name] == sha256_of(path)
+        except OSError:
+            return False
+
+    return own
+
+
 def check_outputs(out: Path, inputs: list[Path], overwrite: bool) -> None:
-    """`out` and its summary may be written: a place that exists, no input, ours or `overwrite`."""
+    """`out`, its summary and the figures beside it may be written: a place that exists, no input, ours
+    or `overwrite`."""
     from protein_sedd.errors import UserError
 
     if not out.parent.is_dir():
@@ -59,6 +88,32 @@ def check_outputs(out: Path, inputs: list[Path], overwrite: bool) -> None:
         summary_path(out), "summary of {out}", inputs=inputs, overwrite=overwrite, is_own=is_summary,
         command=COMMAND,
     )  # fmt: skip
+    for name, path in figure_paths(out).items():
+        check_output_file(path, f"{name} of {{out}}", inputs=inputs, overwrite=overwrite,
+                          is_own=_is_listed(out), command=COMMAND)  # fmt: skip
+
+
+def write_figures(out: Path, scores, report: dict, measured, scan: bool) -> list[str]:
+    """A scan's heatmap and positions table, and with measured scores the scatter; their file names."""
+    import numpy as np
+
+    from protein_sedd.evaluation import variant_maps
+    from protein_sedd.evaluation.reports import write_csv_atomic
+
+    paths, written = figure_paths(out), []
+    title = f"{report['wildtype']['id']}: {report['method']}, {report['checkpoint']}"
+    if scan:
+        variant_maps.heatmap_png(paths["heatmap"], scores, title)
+        write_csv_atomic(paths["positions"], variant_maps.position_profile(scores))
+        written += [paths["heatmap"].name, paths["positions"].name]
+    correlation = report["spearman_vs_DMS_score"]
+    if measured is not None and correlation is not None:
+        scored = scores["score"].notna().to_numpy()
+        predicted = scores["score"].to_numpy()[scored]
+        observed = np.asarray(measured)[scored]
+        variant_maps.scatter_png(paths["scatter"], predicted, observed, correlation["rho"], title)
+        written.append(paths["scatter"].name)
+    return written
 
 
 def run_notes(job, record_id: str, n_threads: int) -> list[str]:
@@ -136,14 +191,18 @@ def _region(job) -> dict:
     }
 
 
-def write_outputs(out: Path, scores, report: dict) -> None:
-    """The table, then the summary recording its sha256 (so a rerun recognises both as its own)."""
+def write_outputs(out: Path, scores, report: dict, measured=None, scan: bool = False) -> list[str]:
+    """The table and the figures, then the summary recording the sha256 of each (so a rerun recognises
+    every file as its own); the names of the figures written."""
     from protein_sedd.data.datasets import sha256_of
     from protein_sedd.evaluation.reports import write_csv_atomic
     from protein_sedd.io.atomic import write_json_atomic
 
     write_csv_atomic(out, scores)
-    write_json_atomic(summary_path(out), {**report, "csv_sha256": sha256_of(out)})
+    files = write_figures(out, scores, report, measured, scan)
+    digests = {name: sha256_of(out.with_name(name)) for name in files}
+    write_json_atomic(summary_path(out), {**report, "files": digests, "csv_sha256": sha256_of(out)})
+    return files
 
 
 def summary_rows(report: dict) -> list[tuple[str, str]]:

@@ -296,7 +296,7 @@ def masked_marginal_scores(
         with inference_autocast(device):
             logits = network(x.to(device), sigma, torch.full((len(chunk),), length, device=device))
         log_score = graph.log_score(logits.float(), sigma, time_conditioning)
-        conditional = torch.log_softmax(log_score.double(), dim=-1).cpu()
+        conditional = torch.log_softmax(log_score.double(), dim=-1).detach().cpu()  # values, not a graph
         for row, positions in enumerate(chunk):
             log_probs[positions] = conditional[row, list(positions)]
         if progress is not None:
