@@ -101,7 +101,7 @@ def write_figures(out: Path, scores, report: dict, measured, scan: bool) -> list
     from protein_sedd.evaluation.reports import write_csv_atomic
 
     paths, written = figure_paths(out), []
-    title = f"{report['wildtype']['id']}: {report['method']}, {report['checkpoint']}"
+    title = f"{report['wildtype']['id']}: {report['method']}, {Path(report['checkpoint']).name}"
     if scan:
         variant_maps.heatmap_png(paths["heatmap"], scores, title)
         write_csv_atomic(paths["positions"], variant_maps.position_profile(scores))

@@ -19,12 +19,13 @@ stage (`score-variants`'s code), and records the CPU seconds each stage took. Ar
   model.max_length is the column count unless --max-length says otherwise). `score-variants`'s code maps
   the scan's positions onto the columns; variants outside them have no score.
 
-Baselines from the same alignment: the site-independent model (column frequencies of the focus columns
-with pseudocount 0.5, weighted and unweighted) and the autoregressive model's exact log-likelihood
-ratio (`model=ar`, trained like the first arm for the last stage's steps; `--no-ar` skips it). Spearman's
-rho with `DMS_score` and its 95% bootstrap interval are reported over the variants whose positions all
-lie in focus columns (the ones the site-independent model can score) and, for the sequence models, over
-all variants. Results go to DIR/results.json and a printed table.
+Baselines from the same alignment: the site-independent model (column frequencies of the focus columns with
+pseudocount 0.5, weighted and unweighted), the Potts model (EVmutation's pairwise model fitted by
+pseudo-likelihood, protein_sedd/baselines/potts.py; `--no-potts` skips it) and the autoregressive model's
+exact log-likelihood ratio (`model=ar`, trained like the first arm for the last stage's steps; `--no-ar` skips
+it). Spearman's rho with `DMS_score` and its 95% bootstrap interval are reported over the variants whose
+positions all lie in focus columns (the ones the site-independent model can score) and, for the sequence
+models, over all variants. Results go to DIR/results.json and a printed table.
 """
 
 from __future__ import annotations
@@ -152,6 +153,18 @@ def benchmark(args) -> dict:
         row = {"method": label, "steps": 0, "cpu_seconds": time.perf_counter() - began}
         results["rows"].append(row | {"rho": correlations(score, measured, in_columns)})
 
+    if args.potts:  # the pairwise family model users compare with: seconds to minutes, no network
+        from protein_sedd.baselines.potts import fit_potts, potts_scores, potts_symbols
+
+        began = time.perf_counter()
+        cpu = cpu_seconds()
+        potts = fit_potts(family.columns, weights, threads=args.threads)
+        wild_row = potts_symbols(family.columns[family.focus_index])
+        score = potts_scores(potts, wild_row, family.focus_positions, parsed)
+        row = {"method": "Potts (EVmutation), weighted", "steps": potts.report["iterations"],
+               "cpu_seconds": cpu_seconds() - cpu, "seconds": time.perf_counter() - began}  # fmt: skip
+        results["rows"].append(row | {"rho": correlations(score, measured, in_columns), "fit": potts.report})
+        _save(work, results)
     max_length = args.max_length or max(len(r.sequence) for r in family.records)
     column_length = args.max_length or len(family.focus_positions)  # a focus_columns record's length
     extra = [f"trainer.batch_size={args.batch_size}"]
@@ -227,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", default="weighted,plain", help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--checkpoint", type=Path, default=None, help="score this run instead of training")
     parser.add_argument("--no-ar", dest="ar", action="store_false", help="skip the autoregressive baseline")
+    parser.add_argument("--no-potts", dest="potts", action="store_false", help="skip the Potts baseline")
     parser.add_argument(
         "--override", action="append", default=[], help="a training override for every run (repeatable)"
     )
