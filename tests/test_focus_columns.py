@@ -376,3 +376,37 @@ def test_a_scan_of_a_full_length_wild_type_covers_the_models_focus_region(column
     profile = pd.read_csv(tmp_path / "scan.positions.csv")
     assert profile["position"].tolist() == [5, 6, 7, 8, *range(11, 17)]
     assert "38 of 228 variants not scored" in err
+
+
+def test_score_variants_with_the_potts_baseline_of_an_alignment(tmp_path, capsys):
+    """--potts fits the baseline on the alignment and scores like a focus_columns model: the wild type
+    placed on the focus, each variant's change in the Hamiltonian, positions without a column empty."""
+    from protein_sedd.baselines.potts import PottsModel, potts_scores, potts_symbols
+    from protein_sedd.evaluation.variants import parse_mutant
+    from protein_sedd.io.alignment import read_sequences
+
+    path = _write_forms(tmp_path, ROWS)["a2m"]
+    wildtype = tmp_path / "full.fasta"
+    wildtype.write_text(f">P12345\n{FULL_LENGTH}\n")
+    variants = tmp_path / "dms.csv"
+    variants.write_text("mutant,DMS_score\nM5A,1\nS11A,2\nK6R,3\nG9A,0\n")
+    out = tmp_path / "potts.csv"
+    args = ["score-variants", "--potts", path, "--wildtype", wildtype, "--variants", variants, "--out", out]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "found once, at residues 5-16" in err and "1 of 4 variants not scored" in err
+    scores = pd.read_csv(out)["score"].to_numpy()
+    # by hand: the same fit, the focus row's symbols, the variants on the focus numbered from 1
+    model = PottsModel.fit(path)
+    data = read_sequences(path)
+    on_focus = [parse_mutant(m, FOCUS_SEQUENCE) for m in ["M1A", "S7A", "K2R"]]
+    expected = potts_scores(model.potts, potts_symbols(data.columns[data.focus_index]), data.focus_positions,
+                            on_focus)  # fmt: skip
+    np.testing.assert_allclose(scores[:3], expected, rtol=1e-5)
+    assert np.isnan(scores[3])  # the focus's residue 5: an insertion, no column
+    summary = json.loads((tmp_path / "potts.summary.json").read_text())
+    assert (
+        summary["method"] == "potts" and summary["network_passes"] == 0 and "Potts model" in summary["note"]
+    )
+    code, _, err = run_cli([*args, "--checkpoint", tmp_path, "--overwrite"], capsys)
+    assert code == 2 and "give --checkpoint (a SEDD model) or --potts ALIGNMENT" in err

@@ -153,3 +153,58 @@ def potts_scores(
         energies = model.energies(np.stack([np.asarray(wildtype_symbols), *rows]))
         scores[scored] = energies[1:] - energies[0]
     return scores
+
+
+class PottsModel:
+    """A fitted Potts model of an alignment, as `score-variants` and `VariantSet.job` use a model: its focus
+    (the alignment's, read as a focus_columns model reads it), so a wild type is placed and its variants
+    mapped onto the columns exactly as for SEDD; `score_plan` scores a plan (no network passes)."""
+
+    is_autoregressive = False
+    method = "potts"
+
+    def __init__(self, path, potts: Potts, focus_sequence: str, focus_positions: np.ndarray, config: dict):
+        import torch as _torch
+
+        from protein_sedd.data.focus_columns import FocusMapping
+        from protein_sedd.data.representation import FocusColumns
+
+        self.path, self.potts, self.config = path, potts, config
+        self.focus = FocusMapping(focus_sequence, np.asarray(focus_positions))
+        self.representation = FocusColumns(self.focus)
+        self.max_length = len(focus_positions)
+        self.device = _torch.device("cpu")
+
+    @classmethod
+    def fit(cls, alignment, *, focus: str | None = None, identity: float = 0.8, min_coverage: float = 0.5,
+            threads: int | None = None, max_iterations: int = 200) -> PottsModel:  # fmt: skip
+        """Fit on `alignment` (A2M, A3M, Stockholm, aligned FASTA): rows covering at least `min_coverage`
+        of the focus columns, each weighted 1 / (rows within `identity`), as training does."""
+        from protein_sedd.data.family.weights import identity_weights
+        from protein_sedd.errors import UserError
+        from protein_sedd.io.alignment import GAP_CODE, read_sequences
+
+        data = read_sequences(alignment, focus)
+        if not data.aligned:
+            raise UserError(f"--potts {alignment}: not an alignment (A2M, A3M, Stockholm or aligned FASTA)")
+        covered = (data.columns != GAP_CODE).mean(axis=1)
+        kept = data.columns[covered >= min_coverage]
+        weights = identity_weights(kept, identity)
+        potts = fit_potts(kept, weights, threads=threads, max_iterations=max_iterations)
+        focus_sequence = data.records[data.focus_index].sequence
+        config = {"dataset": {"format": data.format, "source": str(alignment), "sha256": data.sha256}}
+        return cls(alignment, potts, focus_sequence, data.focus_positions, config)
+
+    def score_plan(self, plan):
+        """`plan` (evaluation/variants.ScoringPlan, variants on the focus row's columns) -> VariantScores."""
+        from protein_sedd.evaluation.variants import VariantScores
+
+        index = {a: i for i, a in enumerate(AMINO_ACIDS)}
+        row = np.array([index.get(letter, GAP) for letter in plan.sequence])
+        scores = potts_scores(self.potts, row, range(len(row)), plan.variants)
+        report = self.potts.report
+        note = (
+            f"Potts model (EVmutation) of {report['columns']} focus columns, {report['rows']} rows (Neff "
+            f"{report['neff']:.1f}), E(mutant) - E(wild type); fitted in {report['seconds']:.1f} s"
+        )
+        return VariantScores(scores, None, 0, note)

@@ -40,6 +40,14 @@ def score_variants(
         help="CSV in ProteinGym's format: a column 'mutant' (A23V, multi-mutants A23V:G45L; 1-based "
         "positions on the wild type); other columns (DMS_score, ...) are carried through.",
     ),
+    potts: Path = typer.Option(
+        None,
+        "--potts",
+        help="Instead of a checkpoint: fit the Potts (EVmutation) baseline on this alignment (A2M, A3M, "
+        "Stockholm; its focus is the first record) and score with it: the change in its Hamiltonian. Rows "
+        "covering < 50% of the focus columns are dropped, the rest weighted at 80% identity; minutes for a "
+        "few hundred columns.",
+    ),
     scan: bool = typer.Option(
         False,
         "--scan",
@@ -83,6 +91,7 @@ def score_variants(
     from rich.table import Table
 
     from protein_sedd.api import load
+    from protein_sedd.baselines.potts import PottsModel
     from protein_sedd.errors import UserError
     from protein_sedd.evaluation import variant_report as report_
     from protein_sedd.evaluation.reports import print_tables
@@ -98,11 +107,17 @@ def score_variants(
     from protein_sedd.runtime.progress import LoopProgress, log_line
 
     check_variant_settings(method, t_samples, seed, batch_size)
+    if potts is not None and checkpoint is not None:
+        raise UserError(
+            "give --checkpoint (a SEDD model) or --potts ALIGNMENT (the Potts baseline), not both"
+        )
     if (variants is None) == (not scan):
         raise UserError("give --variants FILE (a scan's table) or --scan (every single mutant), one of them")
     if positions is not None and not scan:
         raise UserError("--positions chooses what --scan scans; with --variants the table says")
-    report_.check_outputs(out, [wildtype, *([variants] if variants else [])], overwrite)
+    report_.check_outputs(
+        out, [wildtype, *([variants] if variants else []), *([potts] if potts else [])], overwrite
+    )
     check_threads(threads)
     requested = select_device(device)
     record = read_fasta(wildtype)[0]
@@ -114,7 +129,8 @@ def score_variants(
     asked = None if scan else VariantSet.parse(record.sequence, read_variants(variants), rows, first)
     measured = None if scan else measured_scores(asked.table)  # before any work: every mistake shows first
     with cpu_threads(threads) as n_threads:
-        model = load(checkpoint, requested)
+        model = PottsModel.fit(potts, threads=n_threads) if potts else load(checkpoint, requested)
+        method = "potts" if potts else method
         if scan:  # the region to scan depends on the model's focus
             table = scan_table(
                 model, record.sequence, first=first, positions=positions, focus_start=focus_start,

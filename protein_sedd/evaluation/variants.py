@@ -423,6 +423,8 @@ class VariantJob:
     @property
     def passes(self) -> int:
         plan = self.plan
+        if hasattr(self.model, "score_plan"):
+            return 0
         return network_passes(
             plan.sequence, plan.variants, self.method, self.t_samples, self.model.is_autoregressive
         )
@@ -431,7 +433,9 @@ class VariantJob:
         """The output table (see `score_table`); `progress` is given the sequence passes as they run."""
         model, plan, table = self.model, self.plan, self.variants.table
         began = time.perf_counter()
-        if self.method == "masked-marginal":
+        if hasattr(model, "score_plan"):  # a baseline that scores the plan itself (baselines/potts.py)
+            result = model.score_plan(plan)
+        elif self.method == "masked-marginal":
             result = masked_marginal_scores(
                 model.network, model.graph, plan.sequence, plan.variants, batch_size=self.batch_size,
                 progress=progress,
