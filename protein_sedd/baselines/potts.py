@@ -112,7 +112,8 @@ def fit_potts(
             return loss
 
         optimiser.step(closure)
-        final = float(objective())
+        with torch.no_grad():
+            final = float(objective())
     finally:
         torch.set_num_threads(previous)
     state = optimiser.state[optimiser._params[0]]
