@@ -3,14 +3,14 @@
     python workflows/mutation_tests.py                  # every mutation, about 2 minutes on one core
     python workflows/mutation_tests.py --only guide-noise-level --keep
 
-Each mutation is a one-line change to the package (a wrong constant, a flipped comparison, a dropped
-term) that an audit planted and that the suite once missed, or a bug the samplers and scorers could
-plausibly grow. For each, the repository is copied to a temporary folder (the package, the tests and
-the workflows; ../shared linked beside it), the change is applied there (the working tree is never
-touched), and the tests named for it run with `-x`. A mutation is **caught** when a test fails. The
-unmutated copy runs the same tests first: they must pass, or the report says the baseline is broken.
-A mutation whose line is no longer in its file is reported **stale** (the code moved: update it here).
-Exit code 1 when any mutation survives or is stale, so CI can run this as a check.
+Each mutation is a one-line change to the package (a wrong constant, a flipped comparison, a dropped term)
+that an audit planted and that the suite once missed, or a bug the samplers and scorers could plausibly grow.
+For each, the repository is copied to a temporary folder (the package, the tests and the workflows), the
+change is applied there (the working tree is never touched), and the tests named for it run with `-x`. A
+mutation is **caught** when a test fails. The unmutated copy runs the same tests first: they must pass, or the
+report says the baseline is broken. A mutation whose line is no longer in its file is reported **stale** (the
+code moved: update it here). Exit code 1 when any mutation survives or is stale, so CI can run this as a
+check.
 """
 
 from __future__ import annotations
@@ -157,13 +157,10 @@ MUTATIONS = [
 
 
 def copy_repository(root: Path) -> Path:
-    """The package, tests and workflows under root/repo, with ../shared linked beside it."""
+    """The package, tests and workflows under root/repo (the tests named here need no dataset)."""
     copy = root / "repo"
-    ignore = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache")
+    ignore = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", "runs")
     shutil.copytree(REPO, copy, ignore=ignore)
-    shared = REPO.parent / "shared"
-    if shared.exists():
-        (root / "shared").symlink_to(shared)
     return copy
 
 
