@@ -101,7 +101,9 @@ def write_figures(out: Path, scores, report: dict, measured, scan: bool) -> list
     from protein_sedd.evaluation.reports import write_csv_atomic
 
     paths, written = figure_paths(out), []
-    title = f"{report['wildtype']['id']}: {report['method']}, {Path(report['checkpoint']).name}"
+    source = Path(report["checkpoint"])
+    source = source.parent if source.name == "checkpoint" else source  # a run's checkpoint: name the run
+    title = f"{report['wildtype']['id']}: {report['method']}, {source.name}"
     if scan:
         variant_maps.heatmap_png(paths["heatmap"], scores, title)
         write_csv_atomic(paths["positions"], variant_maps.position_profile(scores))
