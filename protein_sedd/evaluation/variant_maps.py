@@ -144,7 +144,7 @@ def heatmap_png(path: Path, scores: pd.DataFrame, title: str) -> None:
             axes.scatter(*zip(*marked, strict=True), s=6, color="black", marker="o", label="wild type")
         axes.set_xlim(-0.5, width - 0.5)
         axes.set_yticks(range(len(RESIDUE_ORDER)), list(RESIDUE_ORDER), fontsize=6)
-        step = 10 if len(shown) > 20 else 1
+        step = 10 if width > 20 else 1  # as in the full blocks, so a short last block's labels do not collide
         ticks = [i for i, p in enumerate(shown) if p % step == 0]
         axes.set_xticks(ticks, [str(int(shown[i])) for i in ticks], fontsize=6)
         axes.set_xlabel("position", fontsize=7)
@@ -153,7 +153,7 @@ def heatmap_png(path: Path, scores: pd.DataFrame, title: str) -> None:
         bar.set_label("score (nats vs wild type)", fontsize=7)
         bar.ax.tick_params(labelsize=6)
     figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.25 / figure.get_figheight()))  # room for the title
     with atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp)
 
