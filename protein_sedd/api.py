@@ -29,7 +29,7 @@ from protein_sedd.data.datasets import sha256_of
 from protein_sedd.design.records import Design, Designs
 from protein_sedd.diffusion.likelihood import LN2
 from protein_sedd.errors import UserError, check_type
-from protein_sedd.io.fasta import FastaRecord, normalised_sequence
+from protein_sedd.io.fasta import FastaRecord
 from protein_sedd.model.trained import TrainedModel
 from protein_sedd.runtime.devices import inference_autocast, select_device
 from protein_sedd.runtime.distributed import Distributed
@@ -232,19 +232,9 @@ class ProteinSEDD(TrainedModel):
         import pandas as pd
 
         from protein_sedd.evaluation.variants import score_table
+        from protein_sedd.evaluation.wildtype import read_wildtype
 
-        first = 1
-        if isinstance(wildtype, Path):
-            from protein_sedd.evaluation.wildtype import numbering_start
-            from protein_sedd.io.fasta import read_fasta
-
-            record = read_fasta(wildtype)[0]
-            wildtype = record.sequence
-            first = numbering_start(record.id, len(wildtype), f"wildtype {record.id!r}")
-        elif isinstance(wildtype, str):
-            wildtype = normalised_sequence(wildtype, "wild type")
-        else:
-            raise UserError(f"wildtype: expected a sequence or a Path, got {type(wildtype).__name__}")
+        given = read_wildtype(wildtype)
         if isinstance(mutants, str):
             raise UserError("give a list of mutants, not one string")
         check_type(
@@ -256,8 +246,8 @@ class ProteinSEDD(TrainedModel):
             )
         table = mutants if isinstance(mutants, pd.DataFrame) else pd.DataFrame({"mutant": list(mutants)})
         return score_table(
-            self, wildtype, table.reset_index(drop=True), method=method, t_samples=t_samples, seed=seed,
-            batch_size=batch_size, where=lambda row: f"mutants[{row}]", progress=progress, first=first,
+            self, given.sequence, table.reset_index(drop=True), method=method, t_samples=t_samples, seed=seed,
+            batch_size=batch_size, where=lambda row: f"mutants[{row}]", progress=progress, first=given.first,
             focus_start=focus_start, allow_differences=allow_differences,
         )  # fmt: skip
 
@@ -267,32 +257,31 @@ class ProteinSEDD(TrainedModel):
         positions: str | None = None,
         method: str = "masked-marginal",
         *,
+        t_samples: int = 32,
+        seed: int = 0,
+        batch_size: int = 64,
+        progress=None,
         focus_start: int | None = None,
         allow_differences: bool = False,
-        **options,
     ):
         """Every single substitution of `positions` ('10-80,95', the wild type's numbering; default: this
         model's focus region in the wild type, else all of it), scored as `score_variants` scores a table:
         columns mutant, score, position, wild_type, residue. `score-variants --scan` calls the same code
         and draws the heatmap (protein_sedd.evaluation.variant_maps: `heatmap_png`, `position_profile`)."""
         from protein_sedd.evaluation.variant_maps import scan_table
-        from protein_sedd.evaluation.wildtype import numbering_start
+        from protein_sedd.evaluation.variants import score_table
+        from protein_sedd.evaluation.wildtype import read_wildtype
 
-        first, sequence = 1, wildtype
-        if isinstance(wildtype, Path):
-            from protein_sedd.io.fasta import read_fasta
-
-            record = read_fasta(wildtype)[0]
-            sequence = record.sequence
-            first = numbering_start(record.id, len(sequence), f"wildtype {record.id!r}")
-        elif isinstance(wildtype, str):
-            sequence = normalised_sequence(wildtype, "wild type")
-        else:
-            raise UserError(f"wildtype: expected a sequence or a Path, got {type(wildtype).__name__}")
-        table = scan_table(self, sequence, first=first, positions=positions, focus_start=focus_start,
-                           allow_differences=allow_differences, where="the wild type")  # fmt: skip
-        return self.score_variants(wildtype, table, method, focus_start=focus_start,
-                                   allow_differences=allow_differences, **options)  # fmt: skip
+        given = read_wildtype(wildtype)
+        table = scan_table(
+            self, given.sequence, first=given.first, positions=positions, focus_start=focus_start,
+            allow_differences=allow_differences, where=given.where,
+        )  # fmt: skip
+        return score_table(
+            self, given.sequence, table, method=method, t_samples=t_samples, seed=seed, batch_size=batch_size,
+            where=lambda row: f"scan row {row + 1}", progress=progress, first=given.first,
+            focus_start=focus_start, allow_differences=allow_differences,
+        )  # fmt: skip
 
     # -- guidance ----------------------------------------------------------------------------------------
     def train_guide(

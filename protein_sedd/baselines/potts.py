@@ -165,8 +165,6 @@ class PottsModel:
     method = "potts"
 
     def __init__(self, path, potts: Potts, focus_sequence: str, focus_positions: np.ndarray, config: dict):
-        import torch as _torch
-
         from protein_sedd.data.focus_columns import FocusMapping
         from protein_sedd.data.representation import FocusColumns
 
@@ -174,7 +172,7 @@ class PottsModel:
         self.focus = FocusMapping(focus_sequence, np.asarray(focus_positions))
         self.representation = FocusColumns(self.focus)
         self.max_length = len(focus_positions)
-        self.device = _torch.device("cpu")
+        self.device = torch.device("cpu")
 
     @classmethod
     def fit(cls, alignment, *, focus: str | None = None, identity: float = 0.8, min_coverage: float = 0.5,

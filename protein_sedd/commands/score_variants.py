@@ -102,8 +102,7 @@ def score_variants(
         measured_scores,
         read_variants,
     )
-    from protein_sedd.evaluation.wildtype import numbering_start
-    from protein_sedd.io.fasta import read_fasta
+    from protein_sedd.evaluation.wildtype import read_wildtype
     from protein_sedd.runtime.progress import LoopProgress, log_line
 
     check_variant_settings(method, t_samples, seed, batch_size)
@@ -120,33 +119,32 @@ def score_variants(
     )
     check_threads(threads)
     requested = select_device(device)
-    record = read_fasta(wildtype)[0]
-    where = f"--wildtype {wildtype}: record {record.id!r}"
-    first = numbering_start(record.id, len(record.sequence), where)
+    given = read_wildtype(wildtype, "--wildtype")
+    where, first = given.where, given.first
     if positions is not None:  # its mistakes before the model loads
-        parse_positions(positions, first, first + len(record.sequence) - 1)
+        parse_positions(positions, first, first + len(given.sequence) - 1)
     rows = (lambda row: f"--scan row {row + 1}") if scan else (lambda row: f"{variants} line {row + 2}")
-    asked = None if scan else VariantSet.parse(record.sequence, read_variants(variants), rows, first)
+    asked = None if scan else VariantSet.parse(given.sequence, read_variants(variants), rows, first)
     measured = None if scan else measured_scores(asked.table)  # before any work: every mistake shows first
     with cpu_threads(threads) as n_threads:
         model = PottsModel.fit(potts, threads=n_threads) if potts else load(checkpoint, requested)
         method = "potts" if potts else method
         if scan:  # the region to scan depends on the model's focus
             table = scan_table(
-                model, record.sequence, first=first, positions=positions, focus_start=focus_start,
+                model, given.sequence, first=first, positions=positions, focus_start=focus_start,
                 allow_differences=allow_differences, where=where,
             )  # fmt: skip
-            asked = VariantSet.parse(record.sequence, table, rows, first)
+            asked = VariantSet.parse(given.sequence, table, rows, first)
         job = asked.job(
             model, method=method, t_samples=t_samples, seed=seed, batch_size=batch_size, where=where,
             focus_start=focus_start, allow_differences=allow_differences,
         )  # fmt: skip
         console = Console(stderr=True)
-        for line in report_.run_notes(job, record.id, n_threads):
+        for line in report_.run_notes(job, given.id, n_threads):
             log_line(console, line)
         with LoopProgress(console, "sequence passes", job.passes) as progress:
             scores = job.run(progress.advance)
-    wildtype_ = {"file": str(wildtype), "id": record.id, "length": len(record.sequence), "first": first}
+    wildtype_ = {"file": str(wildtype), "id": given.id, "length": len(given.sequence), "first": first}
     source = variants if variants is not None else f"--scan {positions or 'the focus region'}"
     report = report_.variant_report(job, scores, measured, wildtype=wildtype_, variants=source, out=out)
     figures = report_.write_outputs(out, scores, report, measured, scan)

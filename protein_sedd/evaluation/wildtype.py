@@ -44,6 +44,35 @@ def numbering_start(record_id: str | None, length: int, where: str) -> int:
 
 
 @dataclass(frozen=True)
+class Wildtype:
+    """The wild type as given: its sequence, record id (None for a bare sequence), where it came from (for
+    messages) and its first residue's number (`numbering_start`)."""
+
+    sequence: str
+    id: str | None
+    where: str
+    first: int = 1
+
+
+def read_wildtype(wildtype, name: str = "wildtype") -> Wildtype:
+    """A sequence (normalised) or a FASTA file as a Path (its first record, numbered by its id); a wrong
+    type or a bad record is a UserError naming `name`."""
+    from pathlib import Path
+
+    from protein_sedd.io.fasta import normalised_sequence, read_fasta
+
+    if isinstance(wildtype, Path):
+        record = read_fasta(wildtype)[0]
+        where = f"{name} {wildtype}: record {record.id!r}"
+        return Wildtype(
+            record.sequence, record.id, where, numbering_start(record.id, len(record.sequence), where)
+        )
+    if isinstance(wildtype, str):
+        return Wildtype(normalised_sequence(wildtype, "wild type"), None, "the wild type")
+    raise UserError(f"{name}: expected a sequence or a Path, got {type(wildtype).__name__}")
+
+
+@dataclass(frozen=True)
 class Placement:
     """Where the model's focus lies in the wild type: from index `offset` (0-based) for `length` residues,
     how that was found (for the log), and the 0-based wild-type positions where the two differ."""
