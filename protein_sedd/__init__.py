@@ -14,11 +14,17 @@ from protein_sedd.errors import UserError
 moved.install()  # old module names (protein_sedd/moved.py)
 
 __version__ = "0.1.0"
-__all__ = ["Design", "Designs", "ProteinSEDD", "UserError", "__version__", "load", "load_guide", "train"]
+__all__ = [
+    "Design", "Designs", "ProteinSEDD", "UserError", "__version__", "load", "load_guide", "report", "train"
+]  # fmt: skip
 _API = {"Design", "Designs", "ProteinSEDD", "load", "load_guide", "train"}
 
 
 def __getattr__(name: str):
+    if name == "report":  # protein_sedd.report(out=..., run=..., ...): the `report` command's function
+        from protein_sedd.campaign import write_report
+
+        return write_report
     if name in _API:
         from protein_sedd import api
 

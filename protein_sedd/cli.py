@@ -50,6 +50,7 @@ from protein_sedd.commands import (  # noqa: E402
     evaluate,
     fold_eval,
     prepare_data,
+    report,
     score_variants,
     select,
     seq_eval,
@@ -66,6 +67,7 @@ app.command("seq-eval")(seq_eval.seq_eval)
 app.command("select")(select.select)
 app.command("score-variants")(score_variants.score_variants)
 app.command("train-guide")(train_guide.train_guide)
+app.command("report")(report.report)
 
 
 # A library error names the Python parameter (`UserError(field="batch_size")`); here it becomes the flag.

@@ -36,7 +36,8 @@ def seq_eval(
         False,
         "--overwrite",
         help="Write into a non-empty folder that holds no seq-eval output; only seq-eval's own files "
-        "(results.csv, summary.json, the two histograms) are replaced, other files stay.",
+        "(results.csv, summary.json, natural_baseline.csv, the two histograms) are replaced, other "
+        "files stay.",
     ),
     hmm_sample_size: int = typer.Option(
         family_hmm.HMM_SAMPLE_SIZE,
@@ -61,8 +62,8 @@ def seq_eval(
     folder = claim_folder(target, [designs, reference_path], overwrite)
 
     with Console(stderr=True).status("building or loading the family HMM, then scoring designs"):
-        frame, summary = score_designs(records, references, reference_path, sha256, hmm_sample_size)
-    write_report(folder, frame, summary)
+        frame, summary, naturals = score_designs(records, references, reference_path, sha256, hmm_sample_size)
+    write_report(folder, frame, summary, naturals)
 
     closest = frame.sort_values("nearest_identity", ascending=False).head(CLOSEST_SHOWN)
     print_tables(

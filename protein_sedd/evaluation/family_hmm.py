@@ -95,6 +95,14 @@ def _write_hmm(hmm, path: Path) -> bool:
         return False
 
 
+def cached_family_hmm(reference: Path, sha256: str, size: int = HMM_SAMPLE_SIZE):
+    """(hmm, path) of the cached HMM for (reference sha256, size), or None when none is cached."""
+    for path in cache_candidates(reference, sha256, size):
+        if path.is_file() and (hmm := _read_hmm(path)) is not None:
+            return hmm, path
+    return None
+
+
 def load_or_build_family_hmm(
     reference: Path, sha256: str, sequences: Sequence[str], size: int = HMM_SAMPLE_SIZE
 ):
@@ -102,10 +110,10 @@ def load_or_build_family_hmm(
 
     Returns (hmm, path of the cache file or None when no location was writable).
     """
+    found = cached_family_hmm(reference, sha256, size)
+    if found is not None:
+        return found
     candidates = cache_candidates(reference, sha256, size)
-    for path in candidates:
-        if path.is_file() and (hmm := _read_hmm(path)) is not None:
-            return hmm, path
     hmm = build_family_hmm(sample_sequences(sequences, size), name=reference.stem)
     for path in candidates:
         if _write_hmm(hmm, path):

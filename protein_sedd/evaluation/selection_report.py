@@ -54,11 +54,17 @@ def write_selection(
 
 
 def funnel_png(path: Path, funnel: list[tuple[str, int]]) -> None:
+    """`funnel_figure` written as PNG."""
+    from protein_sedd.io.atomic import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
+        funnel_figure(funnel).savefig(tmp)
+
+
+def funnel_figure(funnel: list[tuple[str, int]]):
     """A bar chart of the designs left after each step."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
-
-    from protein_sedd.io.atomic import atomic_path
 
     figure = Figure(figsize=(7, 0.5 * len(funnel) + 1.5), dpi=120)
     axes = figure.subplots()
@@ -71,5 +77,4 @@ def funnel_png(path: Path, funnel: list[tuple[str, int]]) -> None:
     axes.set_xlabel("designs left")
     axes.set_title("select: designs left after each step")
     figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp)
+    return figure

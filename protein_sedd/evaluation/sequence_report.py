@@ -36,8 +36,9 @@ def score_designs(
     reference_path: Path,
     reference_sha256: str,
     hmm_sample_size: int = family_hmm.HMM_SAMPLE_SIZE,
-) -> tuple[pd.DataFrame, dict]:
-    """(one row per design, the summary); the family HMM is read from its cache or built anew."""
+) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """(one row per design, the summary, one row per natural of the baseline); the family HMM is read from
+    its cache or built anew."""
     reference_sequences = [r.sequence for r in references]
     design_sequences = [r.sequence for r in records]
     hmm, hmm_path = family_hmm.load_or_build_family_hmm(
@@ -69,10 +70,10 @@ def score_designs(
     summary["mean_pairwise_identity"] = pairwise
     summary["pairwise_pairs"] = n_pairs
     summary.update(_rates(frame))
-    summary["natural_baseline"] = natural_baseline(
-        hmm, reference_sequences, frame["length"].tolist(), hmm_sample_size
+    summary["natural_baseline"], naturals = natural_baseline(
+        hmm, references, frame["length"].tolist(), hmm_sample_size
     )
-    return frame, summary
+    return frame, summary, naturals
 
 
 def _rates(frame: pd.DataFrame) -> dict:
@@ -89,26 +90,49 @@ def _rates(frame: pd.DataFrame) -> dict:
     }
 
 
-def natural_baseline(hmm, reference_sequences: list[str], lengths: list[int], hmm_sample_size: int) -> dict:
-    """The same rates for natural references outside the HMM's build sample, one per design length.
+NATURAL_COLUMNS = ["id", "sequence", "length", "family_bits", "low_complexity"]
+
+
+def natural_baseline(
+    hmm, references: list[FastaRecord], lengths: list[int], hmm_sample_size: int
+) -> tuple[dict, pd.DataFrame]:
+    """The same rates for natural references outside the HMM's build sample, one per design length, and
+    those naturals one per row (`natural_baseline.csv`: the report draws them beside the designs).
 
     Each design length takes a held-out reference of the nearest length (`baseline.length_matched`), so
     the baseline has the designs' length distribution; empty when every reference built the HMM.
     """
+    reference_sequences = [r.sequence for r in references]
     built = set(family_hmm.sample_sequences(reference_sequences, hmm_sample_size))
     held_out = [s for s in dict.fromkeys(reference_sequences) if s not in built]
     if not held_out:
-        return {"n": 0, "note": "every reference sequence was used to build the family HMM"}
+        note = {"n": 0, "note": "every reference sequence was used to build the family HMM"}
+        return note, pd.DataFrame(columns=NATURAL_COLUMNS)
     chosen = length_matched(held_out, lengths)
     bits = family_hmm.family_bits(hmm, chosen)
     passed = [b >= family_hmm.PASS_BITS for b in bits]
-    return {
+    flags = [complexity(s).low_complexity for s in chosen]
+    first_id = {}
+    for record in references:
+        first_id.setdefault(record.sequence, record.id)
+    naturals = pd.DataFrame(
+        {
+            "id": [first_id[s] for s in chosen],
+            "sequence": chosen,
+            "length": [len(s) for s in chosen],
+            "family_bits": bits,
+            "low_complexity": flags,
+        },
+        columns=NATURAL_COLUMNS,
+    )
+    summary = {
         "n": len(chosen),
         "family_pass": rate(passed),
         "family_pass_by_length": rates_by_length([len(s) for s in chosen], passed),
         "family_bits_median": float(np.median(bits)),
-        "low_complexity": rate([complexity(s).low_complexity for s in chosen]),
+        "low_complexity": rate(flags),
     }
+    return summary, naturals
 
 
 def _summary(frame, reference_sequences, reference_path, sha256, sample_size, hmm_path) -> dict:
@@ -155,7 +179,13 @@ def _summary(frame, reference_sequences, reference_path, sha256, sample_size, hm
     }
 
 
-OUTPUT_FILES = ["results.csv", "summary.json", "family_bits_histogram.png", "identity_histogram.png"]
+OUTPUT_FILES = [
+    "results.csv",
+    "summary.json",
+    "natural_baseline.csv",
+    "family_bits_histogram.png",
+    "identity_histogram.png",
+]
 
 
 def claim_folder(target: Path, inputs: list[Path], overwrite: bool) -> OutputFolder:
@@ -174,8 +204,9 @@ def claim_folder(target: Path, inputs: list[Path], overwrite: bool) -> OutputFol
     return folder
 
 
-def write_report(folder: OutputFolder, frame: pd.DataFrame, summary: dict) -> None:
-    """results.csv, summary.json and the two histograms, each whole, under the folder's lock."""
+def write_report(folder: OutputFolder, frame: pd.DataFrame, summary: dict, naturals: pd.DataFrame) -> None:
+    """results.csv, summary.json, natural_baseline.csv and the two histograms, each whole, under the folder's
+    lock."""
     from protein_sedd.evaluation.reports import histogram_png, write_csv_atomic
     from protein_sedd.io.atomic import write_json_atomic
 
@@ -184,6 +215,7 @@ def write_report(folder: OutputFolder, frame: pd.DataFrame, summary: dict) -> No
         folder.record(OUTPUT_FILES)
         write_csv_atomic(target / "results.csv", frame)
         write_json_atomic(target / "summary.json", summary)
+        write_csv_atomic(target / "natural_baseline.csv", naturals)
         histogram_png(
             target / "family_bits_histogram.png",
             frame["family_bits"].tolist(),

@@ -106,6 +106,12 @@ def position_profile(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def heatmap_png(path: Path, scores: pd.DataFrame, title: str) -> None:
+    """`heatmap_figure` written as PNG."""
+    with atomic_path(path, suffix=".png") as tmp:
+        heatmap_figure(scores, title).savefig(tmp)
+
+
+def heatmap_figure(scores: pd.DataFrame, title: str):
     """The position x residue heatmap with the mean profile above each block (see the module doc)."""
     from matplotlib.colors import TwoSlopeNorm
     from matplotlib.figure import Figure
@@ -154,11 +160,16 @@ def heatmap_png(path: Path, scores: pd.DataFrame, title: str) -> None:
         bar.ax.tick_params(labelsize=6)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.25 / figure.get_figheight()))  # room for the title
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp)
+    return figure
 
 
 def scatter_png(path: Path, predicted: np.ndarray, measured: np.ndarray, rho: float, title: str) -> None:
+    """`scatter_figure` written as PNG."""
+    with atomic_path(path, suffix=".png") as tmp:
+        scatter_figure(predicted, measured, rho, title).savefig(tmp)
+
+
+def scatter_figure(predicted: np.ndarray, measured: np.ndarray, rho: float, title: str):
     """Predicted against measured scores of the scored variants, rho in the title."""
     from matplotlib.figure import Figure
 
@@ -169,8 +180,7 @@ def scatter_png(path: Path, predicted: np.ndarray, measured: np.ndarray, rho: fl
     axes.set_ylabel("DMS_score")
     axes.set_title(f"{title}\nSpearman rho {rho:.3f} (n = {len(predicted)})", fontsize=9)
     figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp)
+    return figure
 
 
 def scan_table(model, wildtype: str, *, first: int, positions: str | None, focus_start, allow_differences,
