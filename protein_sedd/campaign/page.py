@@ -117,6 +117,8 @@ def write_report(
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"{{out}} {out}: a report is an HTML file; name it *.html", field="out")
+    if not out.parent.is_dir():
+        raise UserError(f"{{out}} {out}: folder {out.parent} does not exist; create it first", field="out")
     inputs = [Path(p) for p in parts.values() if p is not None]
     check_output_file(out, "{out}", inputs=inputs, overwrite=overwrite, is_own=is_report, command=COMMAND)
     for path in inputs:  # a report inside an input folder would be read back as part of it next time

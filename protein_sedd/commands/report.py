@@ -5,7 +5,6 @@ The page is `protein_sedd.campaign`'s; `protein_sedd.report(...)` is the same fu
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import typer
@@ -28,9 +27,12 @@ def report(
     from protein_sedd.campaign import write_report
     from protein_sedd.runtime.progress import log_line
 
-    command = (
-        "protein-sedd " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["report"] else "protein-sedd report"
-    )
+    given = {
+        "--out": out, "--run": run, "--designs": designs, "--seq-eval": seq_eval, "--fold-eval": fold_eval,
+        "--select": select, "--variants": variants, "--title": title,
+    }  # fmt: skip
+    words = [word for flag, value in given.items() if value is not None for word in (flag, str(value))]
+    command = shlex.join(["protein-sedd", "report", *words, *(["--overwrite"] if overwrite else [])])
     written = write_report(
         out, run=run, designs=designs, seq_eval=seq_eval, fold_eval=fold_eval, select=select,
         variants=variants, title=title, overwrite=overwrite, command=command,
