@@ -19,8 +19,8 @@ PROBE = (
 
 def test_every_command_is_probed():
     assert COMMANDS == sorted(
-        ["design", "evaluate", "fold-eval", "prepare-data", "score-variants", "select", "seq-eval", "train",
-         "train-guide"]
+        ["design", "evaluate", "fold-eval", "prepare-data", "report", "score-variants", "select", "seq-eval",
+         "train", "train-guide"]
     )  # fmt: skip
 
 

@@ -45,6 +45,10 @@ def test_smoke_workflow_writes_a_summary(tmp_path):
     assert picks["rank_by"] == "family_bits"  # the toy ESMFold's pLDDT picks nothing
     assert picks["funnel"][0] == {"stage": "designs", "left": 12} and picks["n_picked"] <= 12
     assert picks["min_family_bits"] == 0.0  # smoke designs are no family members: the filter is opened
+    page = (out / "report.html").read_text()  # the campaign's page, with every part the workflow made
+    for part in ("training run", "designs", "seq-eval", "fold-eval", "select"):
+        assert f"<tr><td>{part}</td>" in page
+    assert 'class="absent"' in page and "Plumbing check only" in page  # no variants; a toy ESMFold
     # a second run into the same folder is refused instead of overwriting it
     again = subprocess.run(workflow, capture_output=True, text=True)
     assert again.returncode != 0 and "is not a new or empty folder" in again.stderr

@@ -1,4 +1,6 @@
-"""The whole pipeline on ACYP: train -> evaluate -> design -> fold-eval -> seq-eval -> select -> summary.md.
+"""The whole pipeline on ACYP: train -> evaluate -> design -> fold-eval -> seq-eval -> select -> report.
+
+It ends with `report.html` (`protein-sedd report`: the campaign as one offline page) and `summary.md`.
 
     python workflows/acyp.py --out runs/acyp-pipeline                 # full profile (hours on a CPU)
     python workflows/acyp.py --smoke --out /tmp/acyp-smoke            # the whole chain in a few minutes
@@ -109,6 +111,7 @@ def write_summary(out: Path, profile: str, timings: dict, fold_note: str | None)
     lines += ["| step | designs left |", "| --- | --- |"]
     lines += [f"| {stage['stage']} | {stage['left']} |" for stage in picks["funnel"]]
     lines += ["", "![funnel](picks/funnel.png)", ""]
+    lines += ["The whole campaign as one page: [report.html](report.html) (`protein-sedd report`).", ""]
     lines += ["## Wall-clock time", "", "| step | seconds |", "| --- | --- |"]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in timings.items()]
     from protein_sedd.io.atomic import write_text_atomic
@@ -175,6 +178,11 @@ def main() -> None:
         if args.smoke:  # a few steps of training make no family members: select checks the plumbing only
             picks += ["--min-family-bits", "0"]
         timings["select"] = step("select", picks, log)
+        report = ["report", "--out", str(out / "report.html"), "--run", run, "--designs", str(designs),
+                  "--seq-eval", str(out / "seq_eval"), "--select", str(out / "picks")]  # fmt: skip
+        if esmfold is not None:
+            report += ["--fold-eval", str(out / "fold_eval")]
+        timings["report"] = step("report", report, log)
     summary = write_summary(out, "smoke" if args.smoke else "full", timings, fold_note)
     print(f"summary: {summary}")
 

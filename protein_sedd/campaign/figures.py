@@ -68,7 +68,7 @@ def training(metrics) -> object:
 
 def bits(designs: Sequence[float], naturals: Sequence[float] | None, threshold: float) -> object:
     """Family HMM bits of designs and of held-out naturals on one axis, the pass threshold marked."""
-    figure, axes = _figure(6, 3.6)
+    figure, axes = _figure(5.6, 3.4)
     values = [v for v in [*designs, *(naturals if naturals is not None else [])] if math.isfinite(v)]
     low, high = min([*values, threshold, 0.0]), max([*values, threshold]) + 1.0
     edges = np.linspace(low, high, 31)
@@ -90,7 +90,7 @@ def bits(designs: Sequence[float], naturals: Sequence[float] | None, threshold: 
 
 
 def histogram(values: Sequence[float], xlabel: str, value_range=None, bins: int = 30) -> object:
-    figure, axes = _figure(6, 3.6)
+    figure, axes = _figure(5.6, 3.4)
     axes.hist(values, bins=bins, range=value_range, color=DESIGN_COLOUR, edgecolor="white")
     axes.set_xlabel(xlabel)
     axes.set_ylabel("designs")
@@ -98,23 +98,21 @@ def histogram(values: Sequence[float], xlabel: str, value_range=None, bins: int 
     return figure
 
 
-def lengths(designs: Sequence[int], reference: dict[int, float], reference_label: str) -> object:
-    """Design lengths against the training (or reference) length distribution, both as fractions."""
-    figure, axes = _figure(6, 3.6)
+def lengths(designs: Sequence[int], reference: dict[int, float], stats: dict | None, label: str) -> object:
+    """Design lengths against the training length distribution (both as fractions), or against the
+    reference's median and range when only those are known."""
+    figure, axes = _figure(5.6, 3.4)
     counts = np.bincount(np.asarray(designs, dtype=int))
     shown = np.nonzero(counts)[0]
-    axes.bar(
-        shown,
-        counts[shown] / counts.sum(),
-        width=1.0,
-        color=DESIGN_COLOUR,
-        alpha=0.75,
-        label=f"designs (n = {len(designs)})",
-    )
+    axes.bar(shown, counts[shown] / counts.sum(), width=1.0, color=DESIGN_COLOUR, alpha=0.75,
+             label=f"designs (n = {len(designs)})")  # fmt: skip
     if reference:
         total = sum(reference.values())
         xs = sorted(reference)
-        axes.step(xs, [reference[x] / total for x in xs], where="mid", color="#333333", label=reference_label)
+        axes.step(xs, [reference[x] / total for x in xs], where="mid", color="#333333", label=label)
+    if stats is not None:
+        axes.axvspan(stats["min"], stats["max"], color=NATURAL_COLOUR, alpha=0.15, label="reference range")
+        axes.axvline(stats["median"], color="#333333", linestyle="--", label="reference median")
     axes.set_xlabel("length (residues)")
     axes.set_ylabel("fraction")
     axes.legend(fontsize=8)
@@ -124,7 +122,7 @@ def lengths(designs: Sequence[int], reference: dict[int, float], reference_label
 
 def composition(table: dict) -> object:
     """Residue frequencies of designs beside the reference's."""
-    figure, axes = _figure(8, 3.2)
+    figure, axes = _figure(5.6, 3.4)
     residues = [r for r in AMINO_ACIDS if r in table]
     x = np.arange(len(residues))
     axes.bar(x - 0.2, [table[r]["design"] for r in residues], 0.4, color=DESIGN_COLOUR, label="designs")
@@ -167,7 +165,7 @@ def logos(design_counts, natural_counts, columns: Sequence[int]) -> object:
 
 def sequence_map(points: np.ndarray, is_design: np.ndarray, bits_values: np.ndarray, what: str) -> object:
     """Designs (circles) among naturals (triangles) on two principal components, coloured by family bits."""
-    figure, axes = _figure(6.5, 5)
+    figure, axes = _figure(5.6, 4.4)
     finite = bits_values[np.isfinite(bits_values)]
     vmax = float(finite.max()) if finite.size else 1.0
     common = {"cmap": "viridis", "vmin": 0.0, "vmax": max(vmax, 1.0)}
@@ -205,7 +203,7 @@ def sequence_map(points: np.ndarray, is_design: np.ndarray, bits_values: np.ndar
 
 
 def plddt(values: Sequence[float], threshold: float) -> object:
-    figure, axes = _figure(6, 3.6)
+    figure, axes = _figure(5.6, 3.4)
     axes.hist(values, bins=np.linspace(0, 100, 41), color=DESIGN_COLOUR, edgecolor="white")
     axes.axvline(threshold, color=LINE_COLOUR, linestyle="--", label=f"threshold {threshold:g}")
     axes.set_xlabel("mean pLDDT")
@@ -216,7 +214,7 @@ def plddt(values: Sequence[float], threshold: float) -> object:
 
 
 def residue_plddt(curves: dict[str, np.ndarray], threshold: float) -> object:
-    figure, axes = _figure(8, 3.4)
+    figure, axes = _figure(5.6, 3.4)
     for name, curve in curves.items():
         axes.plot(np.arange(1, len(curve) + 1), curve, linewidth=1.0, label=name)
     axes.axhline(threshold, color=LINE_COLOUR, linestyle="--", linewidth=0.8)
@@ -247,5 +245,16 @@ def structure(ca: np.ndarray, residue_plddt: np.ndarray, title: str) -> object:
     axes.set_aspect("equal")
     axes.axis("off")
     axes.set_title(title, fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def tolerance(profile) -> object:
+    """Per position, how many of its 19 substitutions are tolerated (`variant_maps.position_profile`)."""
+    figure, axes = _figure(10, 2.8)
+    axes.bar(profile["position"], profile["n_tolerated"], width=1.0, color=DESIGN_COLOUR)
+    axes.set_xlabel("position")
+    axes.set_ylabel("tolerated of 19")
+    axes.set_ylim(0, 19)
     figure.tight_layout()
     return figure

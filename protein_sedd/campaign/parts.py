@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from protein_sedd.data.datasets import sha256_of
@@ -94,14 +93,17 @@ class Campaign:
     variants: Variants | None = None
     sources: list[Source] = field(default_factory=list)
 
-    def design_ids(self) -> list[str] | None:
-        """The campaign's design ids, from the first part that lists them."""
-        if self.designs is not None:
-            return [r.id for r in self.designs]
-        for frame in (self.seq_eval and self.seq_eval.results, self.fold_eval and self.fold_eval.results):
-            if frame is not None:
-                return frame["id"].tolist()
-        return None
+    def tables(self) -> list[tuple[Path, list[str]]]:
+        """(file, design ids) of every part that lists designs, the designs FASTA first."""
+        listed = [(self.designs_path, [r.id for r in self.designs])] if self.designs is not None else []
+        for part, name, frame in [
+            (self.seq_eval, "results.csv", "results"),
+            (self.fold_eval, "results.csv", "results"),
+            (self.selection, "picks.csv", "picks"),
+        ]:
+            if part is not None:
+                listed.append((part.path / name, getattr(part, frame)["id"].tolist()))
+        return listed
 
 
 # -- generic checked readers ------------------------------------------------------------------------------
@@ -148,10 +150,10 @@ def _flags(table: pd.DataFrame, path: Path, columns: list[str]) -> None:
         table[column] = values == "True"
 
 
-def _summary_mapping(summary: dict, key: str, path: Path, kind=(int, float)) -> None:
+def _summary_number(summary: dict, key: str, path: Path) -> None:
     value = summary.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise UserError(f"{path}: damaged, {key} is {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UserError(f"{path}: damaged, {key} is {value!r} (expected a number)")
 
 
 def _owner(folder: Path, command: str, option: str) -> None:
@@ -258,7 +260,7 @@ def read_seq_eval(path: Path) -> tuple[SeqEval, Source]:
     _flags(results, folder / "results.csv", ["exact_copy", "low_complexity"])
     summary = read_json(folder / "summary.json", "seq-eval's summary.json")
     for key in ("family_pass_bits", "mean_pairwise_identity", "n_reference"):
-        _summary_mapping(summary, key, folder / "summary.json")
+        _summary_number(summary, key, folder / "summary.json")
     for key in ("family_pass", "unique", "exact_copy", "low_complexity"):
         _check_rate(summary.get(key), folder / "summary.json", key)
     naturals = None
@@ -295,7 +297,7 @@ def read_fold_eval(path: Path) -> tuple[FoldEval, Source]:
     results = read_table(folder / "results.csv", "fold-eval's results.csv", RESULT_COLUMNS, numbers)
     _flags(results, folder / "results.csv", ["success"])
     summary = read_json(folder / "summary.json", "fold-eval's summary.json")
-    _summary_mapping(summary, "threshold", folder / "summary.json")
+    _summary_number(summary, "threshold", folder / "summary.json")
     _check_rate(summary.get("success"), folder / "summary.json", "success")
     records = [FastaRecord(i, "", s) for i, s in zip(results["id"], results["sequence"], strict=True)]
     structures = {
@@ -420,25 +422,7 @@ def read_campaign(
             part, source = reader(path)
             setattr(campaign, attribute, part)
             campaign.sources.append(source)
-    reference = campaign.designs_path or (campaign.seq_eval and campaign.seq_eval.path / "results.csv")
-    known = campaign.design_ids()
-    checks = [
-        (campaign.seq_eval, "results"),
-        (campaign.fold_eval, "results"),
-        (campaign.selection, "picks"),
-    ]
-    for part, table in checks:
-        if part is not None and known is not None:
-            name = part.path / ("picks.csv" if table == "picks" else "results.csv")
-            if name != reference:
-                _same_designs(known, getattr(part, table)["id"].tolist(), str(name), str(reference))
+    tables = campaign.tables()
+    for path, ids in tables[1:]:  # every table names designs of the first (the FASTA where given)
+        _same_designs(tables[0][1], ids, str(path), str(tables[0][0]))
     return campaign
-
-
-def finite(values) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    return array[np.isfinite(array)]
-
-
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

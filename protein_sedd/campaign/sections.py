@@ -9,13 +9,13 @@ section is a class here and a new picture kind is a block and one macro, never a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from protein_sedd.campaign import figures
-from protein_sedd.campaign.parts import Campaign, finite
+from protein_sedd.campaign.parts import Campaign
 from protein_sedd.errors import UserError
 
 
@@ -79,7 +79,6 @@ class Section:
     title: str = ""
     needs: tuple[str, ...] = ()
     missing: str = ""
-    notes: list[str] = field(default_factory=list)
 
     def present(self, campaign: Campaign) -> bool:
         return any(getattr(campaign, part) is not None for part in self.needs)
@@ -250,26 +249,31 @@ class Family(Section):
                         "composition",
                     )
                 )
-        reference, label = self._lengths(campaign)
+        reference, stats, label = self._lengths(campaign)
         blocks.append(
             Figure(
                 f"Design lengths against {label}.",
-                figures.data_uri(figures.lengths(lengths, reference, label)),
+                figures.data_uri(figures.lengths(lengths, reference, stats, label)),
                 "lengths",
             )
         )
         return blocks
 
     @staticmethod
-    def _lengths(campaign: Campaign) -> tuple[dict[int, float], str]:
+    def _lengths(campaign: Campaign) -> tuple[dict[int, float], dict | None, str]:
+        """(the training length histogram, or {}; the reference's length statistics, or None; a label)."""
         run = campaign.run
         histogram = ((run.config.get("lengths") or {}).get("histogram") if run is not None else None) or []
         if histogram:
-            return {int(n): float(c) for n, c in histogram}, "the training lengths (the model's length prior)"
-        if campaign.seq_eval is not None and campaign.seq_eval.naturals is not None:
-            counts = campaign.seq_eval.naturals["length"].astype(int).value_counts()
-            return {int(k): float(v) for k, v in counts.items()}, "the length-matched naturals"
-        return {}, "nothing (pass --run for the training lengths)"
+            return {int(n): float(c) for n, c in histogram}, None, "the training lengths (the model's prior)"
+        stats = ((campaign.seq_eval.summary.get("lengths") or {}) if campaign.seq_eval else {}).get(
+            "reference"
+        )
+        if isinstance(stats, dict) and all(
+            isinstance(stats.get(k), (int, float)) for k in ("median", "min", "max")
+        ):
+            return {}, stats, "the reference's median and range (pass --run for the training lengths)"
+        return {}, None, "nothing (pass --run for the training lengths)"
 
 
 class Differences(Section):
@@ -549,7 +553,7 @@ class VariantEffects(Section):
                 Figure(
                     f"Tolerance profile: substitutions per position scoring above "
                     f"{variant_maps.TOLERATED:g} nats (as likely as the wild type, nearly).",
-                    figures.data_uri(tolerance_figure(profile)),
+                    figures.data_uri(figures.tolerance(profile)),
                     "tolerance",
                 )
             )
@@ -649,21 +653,8 @@ def read_ca_trace(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(ca), values
 
 
-def tolerance_figure(profile):
-    figure, axes = figures._figure(10, 2.8)
-    axes.bar(profile["position"], profile["n_tolerated"], width=1.0, color=figures.DESIGN_COLOUR)
-    axes.set_xlabel("position")
-    axes.set_ylabel("tolerated of 19")
-    axes.set_ylim(0, 19)
-    figure.tight_layout()
-    return figure
-
-
 def _number(value):
     if value is None:
         return None
     number = float(value)
     return None if not math.isfinite(number) else round(number, 3)
-
-
-__all__ = ["SECTIONS", "Section", "finite"]
