@@ -64,8 +64,11 @@ def command_cases(work: Path) -> list[tuple[str, list[str]]]:
     cases.append(
         ("design-precision", ["design", "--n", "2", "--precision", "half", "--out", work / "x.fasta"])
     )
-    for name, part in [("report-seq-eval-cut", ["--seq-eval", work / "seq-eval-blank"]),
-                       ("report-designs-csv", ["--designs", labels]), ("report-run-is-seq", ["--run", seq])]:
+    for name, part in [
+        ("report-seq-eval-cut", ["--seq-eval", work / "seq-eval-blank"]),
+        ("report-designs-csv", ["--designs", labels]),
+        ("report-run-is-seq", ["--run", seq]),
+    ]:
         cases.append((name, ["report", *part, "--out", work / f"{name}.html"]))  # fmt: skip
     return cases
 
@@ -97,7 +100,10 @@ def api_cases(work: Path) -> list[tuple[str, object]]:
         ),
         ("train_guide(steps=2.5)", lambda: _guide(model, steps=2.5)),
         ("report(123)", lambda: protein_sedd.report(123, designs=work / "designs.fasta")),
-        ("report(title=5)", lambda: protein_sedd.report(work / "t.html", designs=work / "designs.fasta", title=5)),
+        (
+            "report(title=5)",
+            lambda: protein_sedd.report(work / "t.html", designs=work / "designs.fasta", title=5),
+        ),
         ("report(run=[...])", lambda: protein_sedd.report(work / "l.html", run=[work])),
     ]
 

@@ -4,8 +4,9 @@
     python workflows/benchmarks/report_scale.py --work W --n 300 --esmfold DIR     # real structures
 
 It designs `--n` sequences with the bundled model (`--steps`, one thread), scores them with seq-eval against
-ACYP, folds them with fold-eval (the toy ESMFold unless --esmfold), picks 96 with select (by pLDDT with real weights, else by family bits), scans every single
-mutant of the first ACYP record (score-variants --scan), then times `protein-sedd report` over all of it and
+ACYP, folds them with fold-eval (the toy ESMFold unless --esmfold), picks 96 with select (by pLDDT with
+real weights, else by family bits), scans every single mutant of the first ACYP record (score-variants
+--scan), then times `protein-sedd report` over all of it and
 writes summary.json in --work: the seconds of each step, the page's size in KiB and the count of figures,
 structures and table rows it holds.
 """
@@ -33,7 +34,9 @@ def _cli(args: list) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--steps", default="256")
@@ -52,18 +55,47 @@ def main() -> None:
     esmfold = args.esmfold or build_tiny_esmfold(work / "tiny_esmfold")
     one = ["--threads", 1]
     seconds = {
-        "design": _cli(["design", "--n", args.n, "--steps", args.steps, "--out", work / "designs.fasta", *one]),
-        "fold-eval": _cli(["fold-eval", work / "designs.fasta", "--out-dir", work / "fold", "--model", esmfold,
-                           *one]),
-        "seq-eval": _cli(["seq-eval", work / "designs.fasta", "--reference", "acyp", "--out-dir", work / "seq"]),
-        "select": _cli(["select", work / "designs.fasta", "--out", work / "picks", "--seq-eval", work / "seq",
-                        *(["--fold-eval", work / "fold"] if args.esmfold else [])]),  # a toy's pLDDT picks nothing
-        "score-variants": _cli(["score-variants", "--wildtype", wildtype, "--scan", "--out", work / "scan.csv",
-                                *one]),
-    }  # fmt: skip
-    seconds["report"] = _cli(["report", "--out", work / "campaign.html", "--designs", work / "designs.fasta",
-                              "--seq-eval", work / "seq", "--fold-eval", work / "fold", "--select", work / "picks",
-                              "--variants", work / "scan.csv"])  # fmt: skip
+        "design": _cli(
+            ["design", "--n", args.n, "--steps", args.steps, "--out", work / "designs.fasta", *one]
+        ),
+        "fold-eval": _cli(
+            ["fold-eval", work / "designs.fasta", "--out-dir", work / "fold", "--model", esmfold, *one]
+        ),
+        "seq-eval": _cli(
+            ["seq-eval", work / "designs.fasta", "--reference", "acyp", "--out-dir", work / "seq"]
+        ),
+        "select": _cli(
+            [
+                "select",
+                work / "designs.fasta",
+                "--out",
+                work / "picks",
+                "--seq-eval",
+                work / "seq",
+                *(["--fold-eval", work / "fold"] if args.esmfold else []),
+            ]
+        ),  # a toy's pLDDT picks nothing
+        "score-variants": _cli(
+            ["score-variants", "--wildtype", wildtype, "--scan", "--out", work / "scan.csv", *one]
+        ),
+    }
+    seconds["report"] = _cli(
+        [
+            "report",
+            "--out",
+            work / "campaign.html",
+            "--designs",
+            work / "designs.fasta",
+            "--seq-eval",
+            work / "seq",
+            "--fold-eval",
+            work / "fold",
+            "--select",
+            work / "picks",
+            "--variants",
+            work / "scan.csv",
+        ]
+    )
     html = (work / "campaign.html").read_text()
     summary = {
         "n_designs": args.n,
@@ -72,7 +104,7 @@ def main() -> None:
         "report_kib": round(len(html.encode()) / 1024),
         "figures": len(re.findall(r'<figure class="figure"', html)),
         "structures": len(re.findall(r'<div class="structure"', html)),
-        "pick_rows": html.count("<tr><td data-value=") - 0,
+        "pick_rows": html.count("<tr><td data-value="),
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
