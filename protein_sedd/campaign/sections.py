@@ -17,6 +17,7 @@ import numpy as np
 from protein_sedd.campaign import figures
 from protein_sedd.campaign.parts import Campaign
 from protein_sedd.errors import UserError
+from protein_sedd.model.networks import describe
 
 
 # -- blocks ---------------------------------------------------------------------------------------------
@@ -120,8 +121,7 @@ class Training(Section):
             ("representation", str((config.get("data") or {}).get("representation", "sequence"))),
             (
                 "model",
-                f"{model.get('name')}: {model.get('n_layers')} layers, hidden {model.get('hidden_size')}, "
-                f"{parameters:,} parameters",
+                f"{describe(model)}, {parameters:,} parameters",
             ),
             ("steps / time", f"{int(last['step']):,} steps in {last['elapsed_s']:.0f} s"),
             ("last training loss", f"{last['train_loss']:.4g}"),

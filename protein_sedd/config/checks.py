@@ -25,7 +25,8 @@ from protein_sedd.data.splits import SPLIT_METHODS
 from protein_sedd.diffusion.graph import GRAPHS
 from protein_sedd.diffusion.noise import NOISES
 from protein_sedd.errors import UserError
-from protein_sedd.model.config import DDiTConfig
+from protein_sedd.model.config import DDiTConfig, Esm2Config
+from protein_sedd.model.networks import kind_name
 
 NOISE_PARAMETERS = {name: kind.PARAMETERS for name, kind in NOISES.items()}
 # a bound on the parameter count (10 billion: 40 GB of fp32 weights) catches absurd sizes before torch
@@ -33,6 +34,12 @@ NOISE_PARAMETERS = {name: kind.PARAMETERS for name, kind in NOISES.items()}
 MAX_PARAMETERS = 10_000_000_000
 MODEL_RANGES = ranges_of(DDiTConfig)
 MODEL_TYPES = types_of(DDiTConfig)
+ESM2_RANGES = ranges_of(Esm2Config)
+ESM2_TYPES = types_of(Esm2Config)
+ESM2_ARCHITECTURE = (
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+    "max_position_embeddings",
+)  # fmt: skip
 TRAINER_TYPES = types_of(TrainerSettings)
 TRAINER_INT_RANGES = ranges_of(TrainerSettings)
 DATA_TYPES = types_of(DataSettings)
@@ -75,6 +82,78 @@ def _require(where: str, checks: list[tuple[bool, str]]) -> None:
 
 
 def check_model(where: str, model: dict) -> None:
+    """The `model` section of its kind (model/networks.py): a DDiT's, or ESM-2's."""
+    checks = {"ddit": check_ddit_model, "esm2": check_esm2_model}
+    kind = kind_name(model)
+    if kind not in checks:
+        raise UserError(f"{where}model.kind={kind!r}: choose {' or '.join(checks)}")
+    checks[kind](where, model)
+
+
+def check_esm2_model(where: str, model: dict) -> None:
+    """ESM-2's section: its own keys, and the architecture and token ids a run recorded from the
+    pretrained model (bounded like a DDiT's size, so a damaged config cannot ask for absurd tensors)."""
+    _check_types(where, "model", model, ESM2_TYPES)
+    for key, (low, high) in ESM2_RANGES.items():
+        if not low <= model[key] <= high:
+            raise UserError(f"{where}model.{key}={model[key]} must be in {low}..{high:_}")
+    _require(
+        where,
+        [
+            (
+                model["vocab_size"] == ALPHABET.size,
+                f"model.vocab_size must be {ALPHABET.size} (the alphabet size)",
+            ),
+            (
+                not model["time_conditioning"] and not model["causal"],
+                "model=esm2 is time-independent and bidirectional: "
+                "set model.time_conditioning and model.causal false",
+            ),
+            (0 <= model["lora_dropout"] < 1, f"model.lora_dropout={model['lora_dropout']} must be in [0, 1)"),
+            (model["lora_alpha"] > 0, f"model.lora_alpha={model['lora_alpha']} must be > 0"),
+        ],
+    )
+    esm, ids = model["esm"], model["token_ids"]
+    for key in ESM2_ARCHITECTURE:
+        value = esm.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+            raise UserError(
+                f"{where}model.esm.{key}={value!r}: expected a whole number in 1..1_000_000 "
+                "(recorded from the pretrained model's config.json)"
+            )
+    h, layers = esm["hidden_size"], esm["num_hidden_layers"]
+    parameters = layers * (4 * h * h + 2 * h * esm["intermediate_size"]) + esm["vocab_size"] * h
+    _require(
+        where,
+        [
+            (
+                parameters <= MAX_PARAMETERS,
+                f"model.esm: about {parameters:.2g} parameters, above the limit of {MAX_PARAMETERS:.0e}",
+            ),
+            (
+                h % esm["num_attention_heads"] == 0,
+                "model.esm.hidden_size must be divisible by num_attention_heads",
+            ),
+            (
+                model["max_length"] <= esm["max_position_embeddings"] - 2,
+                f"model.max_length={model['max_length']}: ESM-2 reads at most "
+                f"{esm['max_position_embeddings'] - 2} residues (its positions less <cls> and <eos>)",
+            ),
+        ],
+    )
+    wanted = [*ALPHABET.tokens[: ALPHABET.n_residues], "<cls>", "<eos>", "<pad>", "<mask>"]
+    for token in wanted:
+        value = ids.get(token)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < esm["vocab_size"]:
+            raise UserError(
+                f"{where}model.token_ids[{token!r}]={value!r}: expected an id in "
+                f"0..{esm['vocab_size'] - 1} (ESM's token id, recorded when the run started)"
+            )
+    if len({ids[t] for t in wanted}) < len(wanted):
+        raise UserError(f"{where}model.token_ids: two tokens share an id")
+
+
+def check_ddit_model(where: str, model: dict) -> None:
     _check_types(where, "model", model, MODEL_TYPES)
     for key, (low, high) in MODEL_RANGES.items():
         if not low <= model[key] <= high:

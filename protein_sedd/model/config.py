@@ -1,10 +1,10 @@
-"""The DDiT's settings (the run config's `model` section), beside the network as transformers keeps a
-configuration class beside its model: torch-free, so the config checks take the types and ranges from it
-(config/schema.py's `types_of` / `ranges_of`) without loading torch."""
+"""The networks' settings (the run config's `model` section: the DDiT's, ESM-2's), beside the network as
+transformers keeps a configuration class beside its model: torch-free, so the config checks take the types
+and ranges from it (config/schema.py's `types_of` / `ranges_of`) without loading torch."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from protein_sedd.config.schema import setting
 
@@ -29,6 +29,33 @@ class DDiTConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> DDiTConfig:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Esm2Config:
+    """The run config's `model` section for `model=esm2` (configs/model/esm2.yaml)."""
+
+    kind: str = setting("esm2")
+    name: str = setting("esm2")
+    pretrained: str = setting("facebook/esm2_t6_8M_UR50D")
+    revision: str = setting("main")
+    vocab_size: int = setting(23)
+    max_length: int = setting(1022, 1, 16_384)  # ESM-2's 1,026 positions less <cls> and <eos>
+    lora_rank: int = setting(0, 0, 1_024)  # 0: full fine-tuning
+    lora_alpha: float = setting(16.0)
+    lora_dropout: float = setting(0.0)
+    time_conditioning: bool = setting(False)
+    causal: bool = setting(False)
+    esm: dict = field(default_factory=dict)  # ESM's EsmConfig, recorded when a run starts
+    token_ids: dict = field(default_factory=dict)  # ESM's id of each project token and of <cls>, <eos>
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Esm2Config:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 

@@ -44,13 +44,10 @@ def save_model_folder(folder: Path, network, config, *, atomic_files: bool = Fal
 def load_model_folder(folder: Path, device="cpu"):
     """(network in eval mode on `device`, config) of a model folder: the config bounded and validated
     before the network is built, the weights checked against it (names, shapes, finite values)."""
-    from omegaconf import OmegaConf
-
-    from protein_sedd.model import DDiT, DDiTConfig
+    from protein_sedd.model.networks import build_network
 
     config = load_config(folder)
-    model_config = DDiTConfig.from_dict(OmegaConf.to_container(config.model))
-    network = load_network(folder / WEIGHTS, lambda: DDiT(model_config), CONFIG)
+    network = load_network(folder / WEIGHTS, lambda: build_network(config.model), CONFIG)
     return network.to(device).eval(), config
 
 
@@ -69,9 +66,26 @@ def write_weights(path: Path, module) -> None:
     permissions (safetensors itself creates its files 0600; a model is shareable)."""
     from safetensors.torch import save_file
 
-    weights = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    weights = {k: v.detach().contiguous().cpu() for k, v in saved_state(module).items()}
     save_file(weights, str(path), metadata={"format": "pt"})
     Path(path).chmod(_shareable())
+
+
+def tied_names(module) -> set[str]:
+    """Names of parameters that are another parameter under a second name (ESM-2's output projection is
+    its input embedding): stored once, under the first name, and tied again when the module is built."""
+    seen, tied = set(), set()
+    for name, parameter in module.named_parameters(remove_duplicate=False):
+        if id(parameter) in seen:
+            tied.add(name)
+        seen.add(id(parameter))
+    return tied
+
+
+def saved_state(module) -> dict:
+    """The state dict a weights file holds: every tensor once (tied names left out)."""
+    tied = tied_names(module)
+    return {name: tensor for name, tensor in module.state_dict().items() if name not in tied}
 
 
 FLOATING = {"F64", "F32", "F16", "BF16"}  # safetensors' names of the dtypes a float weight may be stored in
@@ -99,7 +113,7 @@ def load_network(path: Path, build, config_name: str, fix: str = ""):
     with torch.device("meta"):
         skeleton = build()
     check_weights(skeleton, header, path, config_name)
-    for name, tensor in skeleton.state_dict().items():
+    for name, tensor in saved_state(skeleton).items():
         if tensor.is_floating_point() and header[name].dtype not in FLOATING:
             raise UserError(
                 f"{path}: weight {name!r} is stored as {header[name].dtype}, not floating point; "
@@ -113,7 +127,7 @@ def load_network(path: Path, build, config_name: str, fix: str = ""):
     if bad is not None:
         raise UserError(f"{path}: weight {bad!r} holds NaN or infinite values; unusable{fix}")
     module = build()
-    module.load_state_dict(weights)
+    module.load_state_dict(weights, strict=not tied_names(module))  # tied names: the same tensors
     return module
 
 
@@ -131,7 +145,7 @@ def _header(path: Path, fix: str) -> dict:
 
 def check_weights(module, weights: dict, where: Path, config_name: str = CONFIG) -> None:
     """Refuse weights that do not match the config's architecture, naming the first mismatch."""
-    expected = module.state_dict()
+    expected = saved_state(module)
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:

@@ -33,8 +33,11 @@ def is_saved_model(folder: Path) -> bool:
         return False
 
 
-def fetch(repo_id: str, revision: str | None = None) -> Path:
-    """The local folder of a Hub model (downloaded into the Hugging Face cache when online)."""
+def fetch(
+    repo_id: str, revision: str | None = None, files: list[str] = MODEL_FILES, what: str = "model"
+) -> Path:
+    """The local folder of a Hub model (downloaded into the Hugging Face cache when online): `files`
+    only (a protein-sedd folder's by default); `what` names it in the messages."""
     try:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import (
@@ -49,7 +52,7 @@ def fetch(repo_id: str, revision: str | None = None) -> Path:
         ) from None
     fetch_hint = f"fetch it once on a machine with internet (`hf download {repo_id}`) or pass a local folder"
     try:
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=MODEL_FILES)
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=files)
     except HFValidationError as err:  # the shape of a user/repo id, but not one the Hub allows
         reason = " ".join(str(err).split()).rstrip(".")
         raise UserError(
@@ -62,7 +65,7 @@ def fetch(repo_id: str, revision: str | None = None) -> Path:
         ) from None
     except RepositoryNotFoundError:
         raise UserError(
-            f"{repo_id}: no such model on the Hub (or it is private: run `hf auth login`)"
+            f"{repo_id}: no such {what} on the Hub (or it is private: run `hf auth login`)"
         ) from None
     except HfHubHTTPError as err:
         raise UserError(
@@ -73,6 +76,8 @@ def fetch(repo_id: str, revision: str | None = None) -> Path:
 
 def model_card(name: str, config, provenance: dict, parameters: int) -> str:
     """README.md for a saved model: Hub metadata, what it was trained on, how well, how to use it."""
+    from protein_sedd.model.networks import describe
+
     dataset = config.get("dataset", {}) or {}
     data_name = dataset.get("name") or (provenance.get("data") or {}).get("dataset") or "unknown"
     sha256 = dataset.get("sha256") or (provenance.get("data") or {}).get("sha256") or "unknown"
@@ -90,11 +95,10 @@ def model_card(name: str, config, provenance: dict, parameters: int) -> str:
         "",
         f"# {name}",
         "",
-        "A protein-sedd model: a DDiT score network trained with score entropy under an absorbing (masking)",
+        "A protein-sedd model: a score network trained with score entropy under an absorbing (masking)",
         "diffusion, which designs new members of its protein family by Tweedie tau-leaping.",
         "",
-        f"- architecture: {config.model.get('name', 'DDiT')}, {parameters:,} parameters, "
-        f"{config.model.n_layers} layers, hidden size {config.model.hidden_size}, "
+        f"- architecture: {describe(config.model)}, {parameters:,} parameters, "
         f"context {config.model.max_length} residues",
         f"- graph: {config.graph.name}; noise: {config.noise.type}; "
         f"time conditioning: {bool(config.model.time_conditioning)}",

@@ -143,6 +143,11 @@ def _compose_new(dataset: str | None, fasta: Path | None, overrides: list[str]) 
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:  # an override's ${...} that cannot be resolved
         raise UserError(f"bad config override ({' '.join(str(err).split())[:200]})") from None
+    if isinstance(cfg.get("model"), DictConfig):  # what the network kind records (ESM-2: its architecture)
+        from protein_sedd.model.networks import network_kind
+
+        model = OmegaConf.to_container(cfg.model)
+        cfg.model = OmegaConf.create(network_kind(model).resolve(model))
     return cfg
 
 

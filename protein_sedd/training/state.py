@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import BatchStream
 from protein_sedd.errors import UserError
-from protein_sedd.model import DDiT, DDiTConfig
 from protein_sedd.model.folder import check_weights, first_non_finite
+from protein_sedd.model.networks import start_network
 from protein_sedd.runtime.distributed import Distributed
 from protein_sedd.training.checkpoint import TRAINER_STATE
 from protein_sedd.training.early_stopping import EarlyStopping, check_early_stopping_state
@@ -177,7 +177,7 @@ def fresh_state(
     `from_parent`, from the parent's weights, the EMA too), the batches at their start."""
     t = cfg.trainer
     torch.manual_seed(cfg.seed)
-    model = DDiT(DDiTConfig.from_dict(OmegaConf.to_container(cfg.model))).to(dev)
+    model = start_network(cfg.model).to(dev)
     if from_parent and cfg.get("init_from") is not None:
         load_parent_weights(model, cfg.init_from)
     ema = EMA(model, t.ema)  # a copy of the model: a fine-tuning run's EMA starts at the parent

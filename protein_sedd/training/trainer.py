@@ -111,9 +111,12 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
     checkpoints = Checkpoints(run_dir, run_cfg, ranks, saved_step=state.step if resume else None)
     run = Run.build(cfg, state, splits.valid[: t.val_sequences], dev, ranks)
 
+    total = state.model.num_parameters()
+    trainable = sum(p.numel() for p in state.model.parameters() if p.requires_grad)
+    share = "" if trainable == total else f" ({trainable / 1e6:.3g}M trainable, {trainable / total:.2%})"
     opening = Text.assemble(
         ("protein-sedd train", "bold"),
-        f": {state.model.num_parameters() / 1e6:.2f}M parameters on {dev.type}"
+        f": {total / 1e6:.2f}M parameters{share} on {dev.type}"
         f"{f' x {ranks.world_size} ranks' if ranks.enabled else ''}; "
         f"{len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test sequences; "
         f"run dir {run_dir}",
