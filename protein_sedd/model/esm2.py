@@ -36,6 +36,7 @@ projections and keeps the rest frozen; the folder still holds every weight, so i
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -208,4 +209,34 @@ def _with_lora(masked_lm, config: Esm2Config):
         target_modules=LORA_TARGETS,
         bias="none",
     )
-    return get_peft_model(masked_lm, lora)
+    with warnings.catch_warnings():  # transformers' deprecation notice about peft's own call: not ours
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(masked_lm, lora)
+
+
+ZERO_SHOT = "esm2:"  # protein_sedd.load("esm2:facebook/esm2_t33_650M_UR50D"): ESM-2 as it was pretrained
+
+
+def zero_shot(source: str, revision: str | None, device):
+    """(network in eval mode, config, folder) of ESM-2 used as it was pretrained, with no fine-tuning: the
+    absorbing graph and the default noise schedule, no training lengths (design takes `length=`; scores
+    use a uniform p(L) over 1..max_length)."""
+    from omegaconf import OmegaConf
+
+    from protein_sedd.config.checks import validate_checkpoint_config
+    from protein_sedd.config.compose import compose_config
+
+    name = source[len(ZERO_SHOT) :]
+    if not name:
+        raise UserError(f"{source!r}: give a Hub id or a folder after {ZERO_SHOT!r} "
+                        "(esm2:facebook/esm2_t33_650M_UR50D)")  # fmt: skip
+    composed = compose_config(["model=esm2"])
+    model = {**OmegaConf.to_container(composed.model), "pretrained": name, "revision": revision or "main"}
+    model = resolve(model)
+    config = OmegaConf.create({
+        "model": model, "graph": OmegaConf.to_container(composed.graph),
+        "noise": OmegaConf.to_container(composed.noise), "zero_shot": True,
+    })  # fmt: skip
+    validate_checkpoint_config(config, source)
+    network = Esm2Network.pretrained(Esm2Config.from_dict(model))
+    return network.to(device).eval(), config, pretrained_folder(name, revision)

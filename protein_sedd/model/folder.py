@@ -145,17 +145,17 @@ def _header(path: Path, fix: str) -> dict:
 
 def check_weights(module, weights: dict, where: Path, config_name: str = CONFIG) -> None:
     """Refuse weights that do not match the config's architecture, naming the first mismatch."""
-    expected = saved_state(module)
+    expected = saved_state(module)  # a tied name may be left out (a weights file) or given (a state dict)
     missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
+    unexpected = sorted(set(weights) - set(module.state_dict()))
     if missing or unexpected:
         what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
         raise UserError(
             f"{where}: weights do not match {config_name} "
             f"({what}; {len(missing)} missing, {len(unexpected)} unexpected)"
         )
-    for name, tensor in expected.items():
-        if tuple(weights[name].shape) != tuple(tensor.shape):
+    for name, tensor in module.state_dict().items():
+        if name in weights and tuple(weights[name].shape) != tuple(tensor.shape):
             raise UserError(
                 f"{where}: weights do not match {config_name}: "
                 f"{name!r} has shape {tuple(weights[name].shape)}, "

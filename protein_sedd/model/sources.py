@@ -81,7 +81,13 @@ class Checkpoint:
 def load_checkpoint(
     source: str | Path | None = None, device: str | torch.device = "cpu", revision: str | None = None
 ) -> Checkpoint:
-    """The network (EMA weights, eval mode) and config of a checkpoint; None: the default bundled model."""
+    """The network (EMA weights, eval mode) and config of a checkpoint; None: the default bundled model;
+    `esm2:ID`: ESM-2 as it was pretrained (model/esm2.py)."""
+    if source is not None and str(source).startswith("esm2:") and not Path(source).exists():
+        from protein_sedd.model.esm2 import zero_shot
+
+        network, config, folder = zero_shot(str(source), revision, device)
+        return Checkpoint(network, config, folder)
     checkpoint_dir = resolve_checkpoint_dir(DEFAULT_MODEL if source is None else source, revision)
     network, config = load_model_folder(checkpoint_dir, device)
     return Checkpoint(network, config, checkpoint_dir)

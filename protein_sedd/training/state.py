@@ -21,7 +21,7 @@ from protein_sedd.data.alphabet import ALPHABET
 from protein_sedd.data.batches import BatchStream
 from protein_sedd.errors import UserError
 from protein_sedd.model.folder import check_weights, first_non_finite
-from protein_sedd.model.networks import start_network
+from protein_sedd.model.networks import build_network, start_network
 from protein_sedd.runtime.distributed import Distributed
 from protein_sedd.training.checkpoint import TRAINER_STATE
 from protein_sedd.training.early_stopping import EarlyStopping, check_early_stopping_state
@@ -177,7 +177,10 @@ def fresh_state(
     `from_parent`, from the parent's weights, the EMA too), the batches at their start."""
     t = cfg.trainer
     torch.manual_seed(cfg.seed)
-    model = start_network(cfg.model).to(dev)
+    # a new run starts where its network kind starts (ESM-2: its pretrained weights); a resumed run or a
+    # fine-tune builds the architecture alone, its weights read next (no pretrained weights needed)
+    new = from_parent and cfg.get("init_from") is None
+    model = (start_network if new else build_network)(cfg.model).to(dev)
     if from_parent and cfg.get("init_from") is not None:
         load_parent_weights(model, cfg.init_from)
     ema = EMA(model, t.ema)  # a copy of the model: a fine-tuning run's EMA starts at the parent
