@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build_tiny_esm2(path: Path, seed: int = 0, max_positions: int = 258) -> Path:
+def build_tiny_esm2(
+    path: Path, seed: int = 0, max_positions: int = 258, hidden_size: int = 32, layers: int = 2
+) -> Path:
     """`path` holding config.json, model.safetensors and vocab.txt of a random ESM-2; returns `path`."""
     import torch
     from transformers import EsmConfig, EsmForMaskedLM
@@ -16,8 +18,8 @@ def build_tiny_esm2(path: Path, seed: int = 0, max_positions: int = 258) -> Path
 
     vocabulary = list(get_default_vocab_list())
     config = EsmConfig(
-        vocab_size=len(vocabulary), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=max_positions, position_embedding_type="rotary",
+        vocab_size=len(vocabulary), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=4,
+        intermediate_size=2 * hidden_size, max_position_embeddings=max_positions, position_embedding_type="rotary",
         pad_token_id=vocabulary.index("<pad>"), mask_token_id=vocabulary.index("<mask>"), token_dropout=True,
         emb_layer_norm_before=False, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )  # fmt: skip

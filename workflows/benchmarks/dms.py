@@ -4,6 +4,8 @@
     python workflows/benchmarks/dms.py ... --steps 500,1500 --arms weighted,plain --threads 2
     python workflows/benchmarks/dms.py ... --checkpoint RUN        # score a trained model, no training
     python workflows/benchmarks/dms.py ... --override model.dropout=0.1   # any training override (last wins)
+    python workflows/benchmarks/dms.py ... --esm2 facebook/esm2_t33_650M_UR50D   # + ESM-2 zero-shot rows
+    python workflows/benchmarks/dms.py ... --override model=esm2 --override model.pretrained=ID  # fine-tuned
 
 The focus (first record, or --focus ID) is the wild type the scan's positions refer to (`mutant`
 such as `M1V`, 1-based, ProteinGym's format; `DMS_score` higher = fitter). For each arm the benchmark
@@ -25,7 +27,8 @@ pseudo-likelihood, protein_sedd/baselines/potts.py; `--no-potts` skips it) and t
 exact log-likelihood ratio (`model=ar`, trained like the first arm for the last stage's steps; `--no-ar` skips
 it). Spearman's rho with `DMS_score` and its 95% bootstrap interval are reported over the variants whose
 positions all lie in focus columns (the ones the site-independent model can score) and, for the sequence
-models, over all variants. Results go to DIR/results.json and a printed table.
+models, over all variants. `--esm2 ID,...` adds ESM-2 as pretrained (`esm2:ID`, ESM-1v's masked marginal, no
+training: the row users know). Results go to DIR/results.json and a printed table.
 """
 
 from __future__ import annotations
@@ -171,6 +174,16 @@ def benchmark(args) -> dict:
     extra += [f"trainer.checkpoint_every={min(args.steps)}", f"trainer.val_every={min(args.steps)}"]
     results["overrides"] = [*extra, *args.override]
     results["max_length"] = {"sequence arms": max_length, "columns arm": column_length}
+    for name in args.esm2:  # ESM-2 as pretrained: the masked marginal of ESM-1v, no training
+        cpu = cpu_seconds()
+        score = model_scores(f"esm2:{name}", wildtype, variants, "masked-marginal", args.threads)
+        row = {
+            "method": f"ESM-2 masked marginal (zero-shot), {name}",
+            "steps": 0,
+            "cpu_seconds": cpu_seconds() - cpu,
+        }
+        results["rows"].append(row | {"rho": correlations(score, measured, in_columns)})
+        _save(work, results)
     if args.checkpoint:
         score = model_scores(args.checkpoint, wildtype, variants, "masked-marginal", args.threads)
         row = {"method": f"SEDD masked marginal, {args.checkpoint}", "steps": None, "cpu_seconds": 0.0}
@@ -241,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="score this run instead of training")
     parser.add_argument("--no-ar", dest="ar", action="store_false", help="skip the autoregressive baseline")
     parser.add_argument("--no-potts", dest="potts", action="store_false", help="skip the Potts baseline")
+    parser.add_argument("--esm2", default="", help="ESM-2 ids or folders to score zero-shot, comma-separated")
     parser.add_argument(
         "--override", action="append", default=[], help="a training override for every run (repeatable)"
     )
@@ -252,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.steps = sorted(int(s) for s in args.steps.split(","))
     args.arms = [a for a in args.arms.split(",") if a]
+    args.esm2 = [e for e in args.esm2.split(",") if e]
     unknown = [a for a in args.arms if a not in ARMS]
     if unknown:
         parser.error(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
