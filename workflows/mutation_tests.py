@@ -153,6 +153,22 @@ MUTATIONS = [
         (EVENTS + "test_the_exact_schedule_unmasks_one_position_at_a_time_in_a_uniform_order",),
         "steps='exact' unmasking left to right instead of in a random order",
     ),
+    Mutation(
+        "esm2-no-eos",
+        "protein_sedd/model/esm2.py",
+        "ids[torch.arange(batch, device=tokens.device), lengths.long() + 1] = self.eos_id",
+        "ids[:, 0] = self.cls_id",
+        ("tests/test_esm2.py::test_the_network_feeds_cls_residues_eos_and_reads_the_projects_alphabet",),
+        "ESM-2 fed without its <eos> token",
+    ),
+    Mutation(
+        "tied-weights-stored-twice",
+        "protein_sedd/model/folder.py",
+        "return {name: tensor for name, tensor in module.state_dict().items() if name not in tied}",
+        "return dict(module.state_dict())",
+        ("tests/test_esm2.py::test_every_command_runs_through_a_fine_tuned_esm2_and_it_resumes_exactly",),
+        "tied weights written under both names (safetensors refuses shared tensors)",
+    ),
 ]
 
 
