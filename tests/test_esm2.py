@@ -113,7 +113,8 @@ def test_every_command_runs_through_a_fine_tuned_esm2_and_it_resumes_exactly(tmp
     fasta = write_synthetic_fasta(tmp_path / "s.fa", n=300)
     code, _, err = run_cli(_train_args(fasta, tmp_path / "whole", tiny, 6), capsys)
     assert code == 0, err
-    assert "protein-sedd train: 0.02M parameters on cpu" in err  # full fine-tuning: no trainable share
+    # full fine-tuning: everything trains but ESM's contact head (33 weights), which the score never uses
+    assert "protein-sedd train: 0.02M parameters (0.0193M trainable, 99.83%) on cpu" in err
     config = (tmp_path / "whole" / "config.yaml").read_text()
     assert "kind: esm2" in config and "num_hidden_layers: 2" in config  # the architecture is recorded
     assert run_cli(_train_args(fasta, tmp_path / "split", tiny, 3), capsys)[0] == 0
@@ -275,6 +276,15 @@ def test_a_damaged_esm2_config_is_one_line_before_anything_is_built(tmp_path, ca
                            capsys)  # fmt: skip
     assert code == 2 and err.count("\n") == 1 and str(path) in err, err
     assert __import__("re").search(message, err), err
+
+
+@pytest.mark.slow
+def test_esm2_trains_under_ddp_on_two_gloo_ranks(tmp_path, capsys, tiny):
+    fasta = write_synthetic_fasta(tmp_path / "s.fa", n=200)
+    code, _, err = run_cli([*_train_args(fasta, tmp_path / "run", tiny, 4), "--devices", 2], capsys)
+    assert code == 0, err
+    model = protein_sedd.load(tmp_path / "run", "cpu")
+    assert model.config.step == 4 and len(model.design(2, steps=4, progress=False)) == 2
 
 
 @pytest.mark.slow

@@ -130,6 +130,9 @@ class Esm2Network(nn.Module):
         ids = config.token_ids
         if masked_lm is None:
             masked_lm = EsmForMaskedLM(EsmConfig(**config.esm))
+        contact_head = getattr(masked_lm.esm, "contact_head", None)
+        if contact_head is not None:  # ESM's contact predictor takes no part in the score: frozen, so
+            contact_head.requires_grad_(False)  # DDP does not wait for its gradients
         if config.lora_rank > 0:
             masked_lm = _with_lora(masked_lm, config)
         self.lm = masked_lm
