@@ -70,6 +70,17 @@ def command_cases(work: Path) -> list[tuple[str, list[str]]]:
         ("report-run-is-seq", ["--run", seq]),
     ]:
         cases.append((name, ["report", *part, "--out", work / f"{name}.html"]))  # fmt: skip
+    fasta = work / "fam.fa"
+    fasta.write_text(f">a\n{WILD_TYPE}\n>b\n{WILD_TYPE[:-2]}GG\n")
+    notesm = work / "not-esm"
+    notesm.mkdir()
+    (notesm / "config.json").write_text('{"model_type": "bert"}')
+    for name, pretrained in [("esm2-missing-folder", "./nope"), ("esm2-not-esm", notesm)]:
+        cases.append((name, ["train", "--fasta", fasta, "--out", work / f"{name}.run", "model=esm2",
+                             f"model.pretrained={pretrained}"]))  # fmt: skip
+    cases.append(
+        ("esm2-empty-id", ["design", "--checkpoint", "esm2:", "--n", "2", "--out", work / "e.fasta"])
+    )
     return cases
 
 
