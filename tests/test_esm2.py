@@ -113,8 +113,8 @@ def test_every_command_runs_through_a_fine_tuned_esm2_and_it_resumes_exactly(tmp
     fasta = write_synthetic_fasta(tmp_path / "s.fa", n=300)
     code, _, err = run_cli(_train_args(fasta, tmp_path / "whole", tiny, 6), capsys)
     assert code == 0, err
-    # full fine-tuning: everything trains but ESM's contact head (33 weights), which the score never uses
-    assert "protein-sedd train: 0.02M parameters (0.0193M trainable, 99.83%) on cpu" in err
+    # full fine-tuning: everything trains but ESM's contact head (2 layers x 4 heads + a bias: 9 weights)
+    assert "protein-sedd train: 0.02M parameters (0.0194M trainable, 99.95%) on cpu" in err
     config = (tmp_path / "whole" / "config.yaml").read_text()
     assert "kind: esm2" in config and "num_hidden_layers: 2" in config  # the architecture is recorded
     assert run_cli(_train_args(fasta, tmp_path / "split", tiny, 3), capsys)[0] == 0
@@ -304,3 +304,35 @@ def test_a_fine_tuned_esm2_reaches_the_known_entropy(tmp_path, capsys, tiny):
     )
     nats = json.loads(out.read_text())["nats_per_sequence"]
     assert SYNTHETIC_ENTROPY * 0.97 <= nats <= SYNTHETIC_ENTROPY * 1.10  # the DDiT's tolerance
+
+
+def test_it_fine_tunes_from_its_own_run_and_trains_on_an_alignments_focus_columns(tmp_path, capsys, tiny):
+    fasta = write_synthetic_fasta(tmp_path / "s.fa", n=200)
+    assert run_cli(_train_args(fasta, tmp_path / "parent", tiny, 2), capsys)[0] == 0
+    args = [
+        "train",
+        "--fasta",
+        fasta,
+        "--out",
+        tmp_path / "child",
+        "--init-from",
+        tmp_path / "parent",
+        "--max-steps",
+        2,
+        "trainer.val_every=2",
+        "trainer.val_sequences=4",
+        "trainer.val_t_samples=1",
+    ]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    child = protein_sedd.load(tmp_path / "child", "cpu")
+    assert child.config.model.kind == "esm2" and child.config.init_from.step == 2
+    # an alignment's focus columns: one letter per column, the scan scored on the focus
+    rows = ["MKVLAGHEWR", "MKVLSGHEWR", "MRVLAGHDWR", "MK-LAGHEWK", "PKVLAGHEWR", "MKVIAGHEFR"] * 5
+    alignment = tmp_path / "family.a2m"
+    alignment.write_text("".join(f">r{i}\n{row}\n" for i, row in enumerate(rows)))
+    run = tmp_path / "columns"
+    code, _, err = run_cli(_train_args(alignment, run, tiny, 2, "data.representation=focus_columns"), capsys)
+    assert code == 0, err
+    scan = protein_sedd.load(run, "cpu").scan_variants("MKVLAGHEWR")
+    assert len(scan) == 19 * 10 and scan["score"].notna().all()
