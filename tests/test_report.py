@@ -317,6 +317,10 @@ def test_the_output_file_is_checked_like_every_command_output(tmp_path, capsys, 
     assert code == 2 and "nothing to report: pass at least one of --run" in err
     with pytest.raises(UserError, match=r"^seq_eval: expected a path \(str or pathlib.Path\), got int"):
         protein_sedd.report(tmp_path / "y.html", seq_eval=3)
+    with pytest.raises(UserError) as caught:  # the API names its parameter, the command its flag
+        protein_sedd.report(tmp_path / "y.html", seq_eval=campaign["select"])
+    assert str(caught.value).startswith(f"seq_eval {campaign['select']}: written by `protein-sedd select`")
+    assert not (tmp_path / "y.html").exists()
 
 
 # -- the computations behind the pictures, against answers by hand ----------------------------------------

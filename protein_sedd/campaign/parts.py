@@ -156,7 +156,7 @@ def _summary_number(summary: dict, key: str, path: Path) -> None:
         raise UserError(f"{path}: damaged, {key} is {value!r} (expected a number)")
 
 
-def _owner(folder: Path, command: str, option: str) -> None:
+def _owner(folder: Path, command: str, field: str) -> None:
     """A folder's owner record, when it has one, must name `command`."""
     record = folder / ".protein-sedd" / "owner.json"
     if not record.is_file():
@@ -164,20 +164,26 @@ def _owner(folder: Path, command: str, option: str) -> None:
     owner = read_json(record, "a protein-sedd owner record")
     if owner.get("command") != command:
         raise UserError(
-            f"{option} {folder}: written by `protein-sedd {owner.get('command')}`, not `{command}`; "
-            f"pass the folder `{command}` wrote"
+            f"{{{field}}} {folder}: written by `protein-sedd {owner.get('command')}`, not `{command}`; "
+            f"pass the folder `{command}` wrote",
+            field=field,
         )
 
 
-def _folder(path: Path, option: str, command: str) -> Path:
+def _folder(path: Path, field: str, command: str) -> Path:
+    """A command's output folder given as parameter `field` (named as the caller wrote it)."""
     path = Path(path)
     if not path.exists():
         raise UserError(
-            f"{option} {path}: no such folder; pass the output folder of `protein-sedd {command}`"
+            f"{{{field}}} {path}: no such folder; pass the output folder of `protein-sedd {command}`",
+            field=field,
         )
     if not path.is_dir():
-        raise UserError(f"{option} {path}: not a folder; pass the output folder of `protein-sedd {command}`")
-    _owner(path, command, option)
+        raise UserError(
+            f"{{{field}}} {path}: not a folder; pass the output folder of `protein-sedd {command}`",
+            field=field,
+        )
+    _owner(path, command, field)
     return path
 
 
@@ -195,11 +201,12 @@ def read_run(path: Path) -> tuple[Run, Source]:
     from protein_sedd.api import load
     from protein_sedd.model.folder import load_config
 
-    folder = _folder(path, "--run", "train")
+    folder = _folder(path, "run", "train")
     if not (folder / "config.yaml").is_file() or not (folder / "metrics.csv").is_file():
         raise UserError(
-            f"--run {folder}: not a training run "
-            "(expected config.yaml and metrics.csv from `protein-sedd train`)"
+            f"{{run}} {folder}: not a training run "
+            "(expected config.yaml and metrics.csv from `protein-sedd train`)",
+            field="run",
         )
     config = OmegaConf.to_container(load_config(folder))
     numbers = {c: False for c in METRIC_COLUMNS} | {
@@ -226,10 +233,12 @@ def read_run(path: Path) -> tuple[Run, Source]:
 def read_designs(path: Path) -> tuple[list[FastaRecord], Source]:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"--designs {path}: no such file; pass the FASTA `protein-sedd design` wrote")
+        raise UserError(
+            f"{{designs}} {path}: no such file; pass the FASTA `protein-sedd design` wrote", field="designs"
+        )
     records = read_fasta(path, unique_ids=True)
     if not records:
-        raise UserError(f"--designs {path}: no records")
+        raise UserError(f"{{designs}} {path}: no records", field="designs")
     settings = dict(re.findall(r"(\w+)=(\S+)", records[0].description))
     details = [
         f"{k}={v}"
@@ -254,7 +263,7 @@ SEQ_COLUMNS = [
 
 
 def read_seq_eval(path: Path) -> tuple[SeqEval, Source]:
-    folder = _folder(path, "--seq-eval", "seq-eval")
+    folder = _folder(path, "seq_eval", "seq-eval")
     numbers = {"length": False, "family_bits": False, "nearest_identity": False}
     results = read_table(folder / "results.csv", "seq-eval's results.csv", SEQ_COLUMNS, numbers)
     _flags(results, folder / "results.csv", ["exact_copy", "low_complexity"])
@@ -292,7 +301,7 @@ def _check_rate(value, path: Path, key: str) -> None:
 def read_fold_eval(path: Path) -> tuple[FoldEval, Source]:
     from protein_sedd.evaluation.fold_results import RESULT_COLUMNS, pdb_names
 
-    folder = _folder(path, "--fold-eval", "fold-eval")
+    folder = _folder(path, "fold_eval", "fold-eval")
     numbers = {"length": False, "mean_plddt": False, "ptm": True}
     results = read_table(folder / "results.csv", "fold-eval's results.csv", RESULT_COLUMNS, numbers)
     _flags(results, folder / "results.csv", ["success"])
@@ -314,7 +323,7 @@ def read_fold_eval(path: Path) -> tuple[FoldEval, Source]:
 
 
 def read_selection(path: Path) -> tuple[Selection, Source]:
-    folder = _folder(path, "--select", "select")
+    folder = _folder(path, "select", "select")
     numbers = {
         "length": False,
         "rank": True,
@@ -353,17 +362,22 @@ def read_variants(path: Path) -> tuple[Variants, Source]:
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"--variants {path}: no such file; pass the CSV `protein-sedd score-variants` wrote")
+        raise UserError(
+            f"{{variants}} {path}: no such file; pass the CSV `protein-sedd score-variants` wrote",
+            field="variants",
+        )
     summary = read_json(summary_path(path), "score-variants' summary beside its table")
     if summary.get("command") != COMMAND or summary.get("csv") != path.name:
         raise UserError(
-            f"--variants {path}: {summary_path(path).name} is not this table's score-variants summary"
+            f"{{variants}} {path}: {summary_path(path).name} is not this table's score-variants summary",
+            field="variants",
         )
     digest = sha256_of(path)
     if summary.get("csv_sha256") != digest:
         raise UserError(
-            f"--variants {path}: changed since score-variants wrote it (its summary records another sha256); "
-            "rerun score-variants"
+            f"{{variants}} {path}: changed since score-variants wrote it (its summary records another "
+            "sha256); rerun score-variants",
+            field="variants",
         )
     numbers = {"score": True, "DMS_score": True}
     scores = read_table(path, "score-variants' table", ["mutant", "score"], numbers)

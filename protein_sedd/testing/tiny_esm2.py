@@ -18,8 +18,9 @@ def build_tiny_esm2(
 
     vocabulary = list(get_default_vocab_list())
     config = EsmConfig(
-        vocab_size=len(vocabulary), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=4,
-        intermediate_size=2 * hidden_size, max_position_embeddings=max_positions, position_embedding_type="rotary",
+        vocab_size=len(vocabulary), hidden_size=hidden_size, num_hidden_layers=layers,
+        num_attention_heads=4, intermediate_size=2 * hidden_size, max_position_embeddings=max_positions,
+        position_embedding_type="rotary",
         pad_token_id=vocabulary.index("<pad>"), mask_token_id=vocabulary.index("<mask>"), token_dropout=True,
         emb_layer_norm_before=False, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )  # fmt: skip

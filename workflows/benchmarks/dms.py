@@ -25,7 +25,9 @@ Baselines from the same alignment: the site-independent model (column frequencie
 pseudocount 0.5, weighted and unweighted), the Potts model (EVmutation's pairwise model fitted by
 pseudo-likelihood, protein_sedd/baselines/potts.py; `--no-potts` skips it) and the autoregressive model's
 exact log-likelihood ratio (`model=ar`, trained like the first arm for the last stage's steps; `--no-ar` skips
-it). Spearman's rho with `DMS_score` and its 95% bootstrap interval are reported over the variants whose
+it). With several stages, a row
+averages the stages' z-scored variant scores (the checkpoints along one run's trajectory, no extra
+training). Spearman's rho with `DMS_score` and its 95% bootstrap interval are reported over the variants whose
 positions all lie in focus columns (the ones the site-independent model can score) and, for the sequence
 models, over all variants. `--esm2 ID,...` adds ESM-2 as pretrained (`esm2:ID`, ESM-1v's masked marginal, no
 training: the row users know). Results go to DIR/results.json and a printed table.
@@ -40,6 +42,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -89,9 +92,21 @@ def scored_stage(run: Path, steps: int, cpu: float, label: str, method: str, sco
     ledger = stage_ledger(run, steps)
     recorded = json.loads(ledger.read_text())
     if "row" not in recorded:
-        recorded["row"] = {"method": label, "steps": steps, "cpu_seconds": cpu, "rho": scoring(run, method)}
+        recorded["row"] = {"method": label, "steps": steps, "cpu_seconds": cpu,
+                           "rho": scoring(run, method, steps)}  # fmt: skip
         ledger.write_text(json.dumps(recorded) + "\n")
     return recorded["row"]
+
+
+def stage_scores(run: Path, steps: int) -> Path:
+    """`<run>.step<steps>.scores.npy`: the stage's score of every variant (NaN: not scored)."""
+    return run.with_name(f"{run.name}.step{steps}.scores.npy")
+
+
+def z_average(scores: list) -> np.ndarray:
+    """The mean of each score vector standardised over its scored variants (NaN stays NaN)."""
+    standard = [(s - np.nanmean(s)) / np.nanstd(s) for s in scores]
+    return np.mean(standard, axis=0)
 
 
 def model_scores(run: Path, wildtype: str, variants: pd.DataFrame, method: str, threads: int):
@@ -190,8 +205,9 @@ def benchmark(args) -> dict:
         results["rows"].append(row | {"rho": correlations(score, measured, in_columns)})
         return results
 
-    def scoring(run: Path, method: str) -> dict:
+    def scoring(run: Path, method: str, steps: int) -> dict:
         score = model_scores(run, wildtype, variants, method, args.threads)
+        np.save(stage_scores(run, steps), score)  # for the trajectory average below
         return correlations(score, measured, in_columns)
 
     for arm in args.arms:
@@ -202,6 +218,13 @@ def benchmark(args) -> dict:
             total += train_stage(args.alignment, run, steps, args.threads, arm_extra)
             label = f"SEDD masked marginal, {arm}"
             results["rows"].append(scored_stage(run, steps, total, label, "masked-marginal", scoring))
+            _save(work, results)
+        saved = [stage_scores(run, steps) for steps in args.steps]
+        if len(saved) > 1 and all(p.is_file() for p in saved):  # one run's checkpoints along its trajectory
+            score = z_average([np.load(p) for p in saved])
+            row = {"method": f"SEDD masked marginal, {arm}, stages {'+'.join(map(str, args.steps))} averaged "
+                             "(z-scores)", "steps": max(args.steps), "cpu_seconds": total}  # fmt: skip
+            results["rows"].append(row | {"rho": correlations(score, measured, in_columns)})
             _save(work, results)
     if args.ar:
         steps, arm = max(args.steps), args.arms[0]
