@@ -16,6 +16,7 @@ import numpy as np
 from protein_sedd.data.alphabet import AMINO_ACIDS
 
 DESIGN_COLOUR, NATURAL_COLOUR, LINE_COLOUR = "#4C72B0", "#999999", "#C44E52"
+HALF_WIDTH = {"size": (5.6, 3.4), "dpi": 100}  # two figures side by side on the page
 COLUMNS_PER_ROW = 75  # logo columns per row: 400-residue families wrap into rows that stay readable
 
 
@@ -68,7 +69,7 @@ def training(metrics) -> object:
 
 def bits(designs: Sequence[float], naturals: Sequence[float] | None, threshold: float) -> object:
     """Family HMM bits of designs and of held-out naturals on one axis, the pass threshold marked."""
-    figure, axes = _figure(5.6, 3.4)
+    figure, axes = _figure(*HALF_WIDTH["size"])
     values = [v for v in [*designs, *(naturals if naturals is not None else [])] if math.isfinite(v)]
     low, high = min([*values, threshold, 0.0]), max([*values, threshold]) + 1.0
     edges = np.linspace(low, high, 31)
@@ -89,19 +90,10 @@ def bits(designs: Sequence[float], naturals: Sequence[float] | None, threshold: 
     return figure
 
 
-def histogram(values: Sequence[float], xlabel: str, value_range=None, bins: int = 30) -> object:
-    figure, axes = _figure(5.6, 3.4)
-    axes.hist(values, bins=bins, range=value_range, color=DESIGN_COLOUR, edgecolor="white")
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel("designs")
-    figure.tight_layout()
-    return figure
-
-
 def lengths(designs: Sequence[int], reference: dict[int, float], stats: dict | None, label: str) -> object:
     """Design lengths against the training length distribution (both as fractions), or against the
     reference's median and range when only those are known."""
-    figure, axes = _figure(5.6, 3.4)
+    figure, axes = _figure(*HALF_WIDTH["size"])
     counts = np.bincount(np.asarray(designs, dtype=int))
     shown = np.nonzero(counts)[0]
     axes.bar(shown, counts[shown] / counts.sum(), width=1.0, color=DESIGN_COLOUR, alpha=0.75,
@@ -122,7 +114,7 @@ def lengths(designs: Sequence[int], reference: dict[int, float], stats: dict | N
 
 def composition(table: dict) -> object:
     """Residue frequencies of designs beside the reference's."""
-    figure, axes = _figure(5.6, 3.4)
+    figure, axes = _figure(*HALF_WIDTH["size"])
     residues = [r for r in AMINO_ACIDS if r in table]
     x = np.arange(len(residues))
     axes.bar(x - 0.2, [table[r]["design"] for r in residues], 0.4, color=DESIGN_COLOUR, label="designs")
@@ -202,19 +194,8 @@ def sequence_map(points: np.ndarray, is_design: np.ndarray, bits_values: np.ndar
     return figure
 
 
-def plddt(values: Sequence[float], threshold: float) -> object:
-    figure, axes = _figure(5.6, 3.4)
-    axes.hist(values, bins=np.linspace(0, 100, 41), color=DESIGN_COLOUR, edgecolor="white")
-    axes.axvline(threshold, color=LINE_COLOUR, linestyle="--", label=f"threshold {threshold:g}")
-    axes.set_xlabel("mean pLDDT")
-    axes.set_ylabel("designs")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
-
-
 def residue_plddt(curves: dict[str, np.ndarray], threshold: float) -> object:
-    figure, axes = _figure(5.6, 3.4)
+    figure, axes = _figure(*HALF_WIDTH["size"])
     for name, curve in curves.items():
         axes.plot(np.arange(1, len(curve) + 1), curve, linewidth=1.0, label=name)
     axes.axhline(threshold, color=LINE_COLOUR, linestyle="--", linewidth=0.8)

@@ -250,22 +250,12 @@ def read_designs(path: Path) -> tuple[list[FastaRecord], Source]:
     )
 
 
-SEQ_COLUMNS = [
-    "id",
-    "sequence",
-    "length",
-    "family_bits",
-    "nearest_identity",
-    "nearest_id",
-    "exact_copy",
-    "low_complexity",
-]
-
-
 def read_seq_eval(path: Path) -> tuple[SeqEval, Source]:
+    from protein_sedd.evaluation.sequence_report import RESULT_COLUMNS
+
     folder = _folder(path, "seq_eval", "seq-eval")
     numbers = {"length": False, "family_bits": False, "nearest_identity": False}
-    results = read_table(folder / "results.csv", "seq-eval's results.csv", SEQ_COLUMNS, numbers)
+    results = read_table(folder / "results.csv", "seq-eval's results.csv", RESULT_COLUMNS, numbers)
     _flags(results, folder / "results.csv", ["exact_copy", "low_complexity"])
     summary = read_json(folder / "summary.json", "seq-eval's summary.json")
     for key in ("family_pass_bits", "mean_pairwise_identity", "n_reference"):

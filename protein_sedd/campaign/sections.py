@@ -17,6 +17,7 @@ import numpy as np
 from protein_sedd.campaign import figures
 from protein_sedd.campaign.parts import Campaign
 from protein_sedd.errors import UserError
+from protein_sedd.evaluation.reports import histogram_figure
 from protein_sedd.model.networks import describe
 
 
@@ -102,7 +103,7 @@ class Training(Section):
         config, metrics = run.config, run.metrics
         dataset = config.get("dataset") or {}
         model = config["model"]
-        parameters = sum(p.numel() for p in run.model.network.parameters())
+        parameters = run.model.network.num_parameters()
         last = metrics.iloc[-1]
         valid = metrics[np.isfinite(metrics.get("valid_bits_per_residue", np.nan))]
         facts = [
@@ -231,11 +232,13 @@ class Family(Section):
                 Figure(
                     "Identity of each design to its nearest natural (over the shorter sequence).",
                     figures.data_uri(
-                        figures.histogram(
+                        histogram_figure(
                             seq.results["nearest_identity"].tolist(),
-                            "nearest-natural identity",
-                            (0.0, 1.0),
-                            40,
+                            title="Identity to the nearest natural",
+                            xlabel="nearest-natural identity",
+                            value_range=(0.0, 1.0),
+                            bins=40,
+                            **figures.HALF_WIDTH,
                         )
                     ),
                     "nearest-identity",
@@ -404,7 +407,18 @@ class Structure(Section):
         blocks.append(
             Figure(
                 f"Mean pLDDT of {len(fold.results)} designs; the threshold at {threshold:g}.",
-                figures.data_uri(figures.plddt(fold.results["mean_plddt"].tolist(), threshold)),
+                figures.data_uri(
+                    histogram_figure(
+                        fold.results["mean_plddt"].tolist(),
+                        title="Mean pLDDT",
+                        xlabel="mean pLDDT",
+                        threshold=threshold,
+                        threshold_label=f"threshold {threshold:g}",
+                        value_range=(0.0, 100.0),
+                        bins=40,
+                        **figures.HALF_WIDTH,
+                    )
+                ),
                 "plddt",
             )
         )

@@ -38,12 +38,15 @@ def histogram_figure(
     threshold_label: str | None = None,
     value_range: tuple[float, float] | None = None,
     bins: int = 30,
+    size: tuple[float, float] = (6, 4),
+    dpi: int = 120,
 ):
-    """A histogram with an optional vertical threshold line, as a Figure (no pyplot, no global state)."""
+    """A histogram with an optional vertical threshold line, as a Figure (no pyplot, no global state);
+    `size` in inches at `dpi`."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    figure = Figure(figsize=(6, 4), dpi=120)
+    figure = Figure(figsize=size, dpi=dpi)
     axes = figure.subplots()
     finite = [v for v in values if v is not None and math.isfinite(v)]
     bin_range = value_range or _bin_range(finite, threshold)

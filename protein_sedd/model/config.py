@@ -9,8 +9,20 @@ from dataclasses import asdict, dataclass, field
 from protein_sedd.config.schema import setting
 
 
+class Settings:
+    """A network's settings read from and written to a config's `model` section (unknown keys ignored)."""
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
-class DDiTConfig:
+class DDiTConfig(Settings):
     vocab_size: int = setting(23)  # must be the alphabet's size (checked)
     max_length: int = setting(128, 1, 16_384)
     hidden_size: int = setting(128, 1, 65_536)
@@ -27,17 +39,9 @@ class DDiTConfig:
     # as start/end tokens do in earlier SEDD protein models.
     end_embeddings: bool = setting(True)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> DDiTConfig:
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
-class Esm2Config:
+class Esm2Config(Settings):
     """The run config's `model` section for `model=esm2` (configs/model/esm2.yaml)."""
 
     kind: str = setting("esm2")
@@ -53,11 +57,3 @@ class Esm2Config:
     causal: bool = setting(False)
     esm: dict = field(default_factory=dict)  # ESM's EsmConfig, recorded when a run starts
     token_ids: dict = field(default_factory=dict)  # ESM's id of each project token and of <cls>, <eos>
-
-    @classmethod
-    def from_dict(cls, values: dict) -> Esm2Config:
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def to_dict(self) -> dict:
-        return asdict(self)

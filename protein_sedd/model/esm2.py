@@ -77,11 +77,12 @@ def pretrained_folder(source: str, revision: str | None) -> Path:
     )
 
 
-def resolve(model: dict) -> dict:
-    """`model` with ESM's architecture and token ids read from the pretrained folder's config and vocab."""
+def resolve(model: dict, folder: Path | None = None) -> dict:
+    """`model` with ESM's architecture and token ids read from the pretrained folder's config and vocab
+    (`folder`: that folder, when the caller has found it already)."""
     import json
 
-    folder = pretrained_folder(str(model.get("pretrained")), model.get("revision"))
+    folder = folder or pretrained_folder(str(model.get("pretrained")), model.get("revision"))
     try:
         esm = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as err:
@@ -142,12 +143,12 @@ class Esm2Network(nn.Module):
         self.cls_id, self.eos_id, self.pad_id = ids["<cls>"], ids["<eos>"], ids["<pad>"]
 
     @classmethod
-    def pretrained(cls, config: Esm2Config) -> Esm2Network:
-        """The network with ESM-2's pretrained weights (a new run's start)."""
+    def pretrained(cls, config: Esm2Config, folder: Path | None = None) -> Esm2Network:
+        """The network with ESM-2's pretrained weights (a new run's start); `folder` as for `resolve`."""
         from transformers import EsmForMaskedLM
         from transformers.utils import logging as hf_logging
 
-        folder = pretrained_folder(config.pretrained, config.revision)
+        folder = folder or pretrained_folder(config.pretrained, config.revision)
         verbosity = hf_logging.get_verbosity()
         hf_logging.disable_progress_bar()  # no "Loading weights" bar in a run's log
         hf_logging.set_verbosity_error()  # "some weights were not initialised" for the pooler: not ours
@@ -235,11 +236,12 @@ def zero_shot(source: str, revision: str | None, device):
                         "(esm2:facebook/esm2_t33_650M_UR50D)")  # fmt: skip
     composed = compose_config(["model=esm2"])
     model = {**OmegaConf.to_container(composed.model), "pretrained": name, "revision": revision or "main"}
-    model = resolve(model)
+    folder = pretrained_folder(name, revision)  # found once: the Hub cache is asked once
+    model = resolve(model, folder)
     config = OmegaConf.create({
         "model": model, "graph": OmegaConf.to_container(composed.graph),
         "noise": OmegaConf.to_container(composed.noise), "zero_shot": True,
     })  # fmt: skip
     validate_checkpoint_config(config, source)
-    network = Esm2Network.pretrained(Esm2Config.from_dict(model))
-    return network.to(device).eval(), config, pretrained_folder(name, revision)
+    network = Esm2Network.pretrained(Esm2Config.from_dict(model), folder)
+    return network.to(device).eval(), config, folder
