@@ -4,6 +4,7 @@
     python workflows/benchmarks/dms.py ... --steps 500,1500 --arms weighted,plain --threads 2
     python workflows/benchmarks/dms.py ... --checkpoint RUN        # score a trained model, no training
     python workflows/benchmarks/dms.py ... --override model.dropout=0.1   # any training override (last wins)
+    python workflows/benchmarks/dms.py ... --arms '' --potts-every 25   # the Potts fit alone, and its path
     python workflows/benchmarks/dms.py ... --esm2 facebook/esm2_t33_650M_UR50D   # + ESM-2 zero-shot rows
     python workflows/benchmarks/dms.py ... --override model=esm2 --override model.pretrained=ID  # fine-tuned
 
@@ -176,12 +177,22 @@ def benchmark(args) -> dict:
 
         began = time.perf_counter()
         cpu = cpu_seconds()
-        potts = fit_potts(family.columns, weights, threads=args.threads)
         wild_row = potts_symbols(family.columns[family.focus_index])
-        score = potts_scores(potts, wild_row, family.focus_positions, parsed)
-        row = {"method": "Potts (EVmutation), weighted", "steps": potts.report["iterations"],
-               "cpu_seconds": cpu_seconds() - cpu, "seconds": time.perf_counter() - began}  # fmt: skip
-        results["rows"].append(row | {"rho": correlations(score, measured, in_columns), "fit": potts.report})
+
+        def potts_row(potts) -> dict:  # the fit so far, scored (its scoring's CPU included)
+            score = potts_scores(potts, wild_row, family.focus_positions, parsed)
+            row = {"method": "Potts (EVmutation), weighted", "steps": potts.report["iterations"],
+                   "cpu_seconds": cpu_seconds() - cpu, "seconds": time.perf_counter() - began}  # fmt: skip
+            return row | {"rho": correlations(score, measured, in_columns), "fit": potts.report}
+
+        def trajectory(potts) -> None:  # --potts-every: a row along the L-BFGS path
+            results["rows"].append(potts_row(potts))
+            _save(work, results)
+
+        along = trajectory if args.potts_every else None
+        potts = fit_potts(family.columns, weights, threads=args.threads, max_iterations=args.potts_iterations,
+                          every=args.potts_every, callback=along)  # fmt: skip
+        results["rows"].append(potts_row(potts))
         _save(work, results)
     max_length = args.max_length or max(len(r.sequence) for r in family.records)
     column_length = args.max_length or len(family.focus_positions)  # a focus_columns record's length
@@ -277,6 +288,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="score this run instead of training")
     parser.add_argument("--no-ar", dest="ar", action="store_false", help="skip the autoregressive baseline")
     parser.add_argument("--no-potts", dest="potts", action="store_false", help="skip the Potts baseline")
+    parser.add_argument(
+        "--potts-iterations", type=int, default=200, help="the Potts fit's L-BFGS iteration cap (default 200)"
+    )
+    parser.add_argument(
+        "--potts-every", type=int, default=None, help="also score the Potts fit every N iterations (its path)"
+    )
     parser.add_argument("--esm2", default="", help="ESM-2 ids or folders to score zero-shot, comma-separated")
     parser.add_argument(
         "--override", action="append", default=[], help="a training override for every run (repeatable)"
