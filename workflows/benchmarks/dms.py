@@ -181,6 +181,7 @@ def benchmark(args) -> dict:
 
         def potts_row(potts) -> dict:  # the fit so far, scored (its scoring's CPU included)
             score = potts_scores(potts, wild_row, family.focus_positions, parsed)
+            np.save(work / f"potts.iter{potts.report['iterations']}.scores.npy", score)  # for combinations
             row = {"method": "Potts (EVmutation), weighted", "steps": potts.report["iterations"],
                    "cpu_seconds": cpu_seconds() - cpu, "seconds": time.perf_counter() - began}  # fmt: skip
             return row | {"rho": correlations(score, measured, in_columns), "fit": potts.report}
