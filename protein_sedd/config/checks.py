@@ -239,6 +239,7 @@ def check_family_keys(where: str, data: dict) -> None:
     coverage, prior, focus = data.get("min_coverage", 0.0), data.get("length_prior", "all"), data.get("focus")
     representation = data.get("representation", "sequence")
     version = data.get("auto_version", 1)
+    split_identity = data.get("split_identity", 0.5)
 
     def number_in(value, low, high) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
@@ -266,6 +267,10 @@ def check_family_keys(where: str, data: dict) -> None:
             (
                 focus is None or isinstance(focus, (str, int)) and not isinstance(focus, bool),
                 f"data.focus={focus!r}: expected a record id",
+            ),
+            (
+                number_in(split_identity, 1e-9, 1),
+                f"data.split_identity={split_identity!r}: expected a number in (0, 1], e.g. 0.5",
             ),
             (
                 representation in REPRESENTATIONS,

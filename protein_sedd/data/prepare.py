@@ -60,6 +60,10 @@ def prepare_splits(data_cfg, max_length: int, option: str | None = "--fasta PATH
     family, sha256 = family_data(data_cfg, source, token_cache)
     if family.stats.get("representation") == "focus_columns":  # every record is one column-row long
         check_fits(family.stats["n_focus_columns"], max_length, source)
+    method = data_cfg.get("split", SPLIT_METHODS[0])
+    clusters = None
+    if method == "cluster":  # a run from before data.split_identity never split by cluster
+        clusters = family.clusters(float(data_cfg.get("split_identity", 0.5)), source)
     splits = split_store(
         family.store,
         valid_fraction=data_cfg.valid_fraction,
@@ -68,7 +72,8 @@ def prepare_splits(data_cfg, max_length: int, option: str | None = "--fasta PATH
         dedupe=data_cfg.dedupe,
         min_length=family.min_length,
         max_length=max_length,
-        method=data_cfg.get("split", SPLIT_METHODS[0]),
+        method=method,
+        clusters=clusters,
     )
     family.describe_splits(splits, data_cfg.dedupe)
     return PreparedData(splits, source, sha256, family)

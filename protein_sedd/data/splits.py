@@ -12,6 +12,12 @@ With `dedupe`, identical sequences are collapsed to their first record before sp
   first 64 bits of the id's blake2b hash. Sizes are binomial around the fractions; a record's split
   depends on its id and the seed alone (records added to the file never move others), and the whole
   split is a few vectorised numpy passes, so it suits files of millions of records.
+- `cluster` (alignments only): valid and test hold whole clusters of distant family members
+  (data/family/clusters.py: greedy clusters at `data.split_identity` over the focus columns, the focus's
+  own cluster always in train). Clusters are taken in the order of a salted hash of their label, test
+  first, each until it holds round(fraction * n) records or more. On a scan, rho peaks where this valid
+  bound stops improving, while a random split's bound keeps improving (its members have close relatives in
+  train): with `trainer.patience` it chooses when to stop without labels (README: Variant effects).
 
 Either way a split depends on the seed and the records, not on the machine.
 """
@@ -28,7 +34,7 @@ from protein_sedd.errors import UserError
 from protein_sedd.io.fasta import FastaRecord
 
 SPLITS = ("train", "valid", "test")
-SPLIT_METHODS = ("sequence_hash", "id_hash")
+SPLIT_METHODS = ("sequence_hash", "id_hash", "cluster")
 
 
 @dataclass
@@ -71,8 +77,10 @@ def split_store(
     min_length: int = 1,
     max_length: int | None = None,
     method: str = "sequence_hash",
+    clusters: np.ndarray | None = None,
 ) -> Splits:
-    """Splits whose members are views of the store (cache.store.RecordView), each in file order."""
+    """Splits whose members are views of the store (cache.store.RecordView), each in file order.
+    `clusters`: a label per store record (0: the focus's cluster), which `method="cluster"` needs."""
     if not 0 <= valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
         raise UserError(
             f"valid_fraction={valid_fraction} and test_fraction={test_fraction} must be in [0, 1) "
@@ -83,13 +91,18 @@ def split_store(
     check_record_count(len(store))
     counts = {"n_length_filtered": 0, "n_duplicates_removed": 0, "longest": 0}
     blocks = _kept_blocks(store, min_length, max_length, dedupe, counts)
+    if method == "cluster" and clusters is None:
+        raise UserError("data.split=cluster holds out clusters of an alignment's rows: train on an alignment")
     if method == "id_hash":
         fractions = (valid_fraction, test_fraction)
         train, valid, test = _by_id_hash(store, blocks, fractions, seed, min_length, max_length, counts)
     else:
         kept = np.concatenate(list(blocks))
         _check_any_left(len(kept), min_length, max_length, counts["longest"])
-        train, valid, test = _by_sequence_hash(store, kept, valid_fraction, test_fraction, seed, dedupe)
+        if method == "cluster":
+            train, valid, test = _by_cluster(kept, clusters[kept], valid_fraction, test_fraction, seed)
+        else:
+            train, valid, test = _by_sequence_hash(store, kept, valid_fraction, test_fraction, seed, dedupe)
     stats = {"n_records": len(store), "n_length_filtered": counts["n_length_filtered"]}
     if dedupe:
         stats["n_duplicates_removed"] = counts["n_duplicates_removed"]
@@ -140,6 +153,31 @@ def _by_sequence_hash(store: TokenStore, kept: np.ndarray, valid_fraction, test_
     # keep each split in file order so it reads naturally
     test, valid = np.sort(order[:n_test]), np.sort(order[n_test : n_test + n_valid])
     return np.sort(order[n_test + n_valid :]), valid, test
+
+
+def _by_cluster(kept: np.ndarray, labels: np.ndarray, valid_fraction, test_fraction, seed):
+    """Whole clusters (labels of the `kept` records) to test, then valid; cluster 0 stays in train."""
+    n = len(kept)
+    wanted = {"test": _count(test_fraction, n), "valid": _count(valid_fraction, n)}
+    sizes = np.bincount(labels)
+    order = sorted(range(1, len(sizes)), key=lambda label: _order_key(seed, f"cluster {label}"))
+    chosen: dict[str, list[int]] = {"test": [], "valid": []}
+    filled = {"test": 0, "valid": 0}
+    for label in (label for label in order if sizes[label]):
+        name = next((name for name in ("test", "valid") if filled[name] < wanted[name]), None)
+        if name is None:
+            break
+        chosen[name].append(label)
+        filled[name] += int(sizes[label])
+    if any(filled[name] < wanted[name] for name in filled):
+        outside = n - int(sizes[0])
+        raise UserError(
+            f"data.split=cluster: only {outside} of {n} sequences lie outside the focus's cluster, too few "
+            f"to hold out {wanted['valid']} for valid and {wanted['test']} for test in whole clusters; lower "
+            "data.valid_fraction or data.test_fraction, or raise data.split_identity (smaller clusters)"
+        )
+    test, valid = (kept[np.isin(labels, chosen[name])] for name in ("test", "valid"))
+    return kept[~np.isin(labels, chosen["test"] + chosen["valid"])], valid, test
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

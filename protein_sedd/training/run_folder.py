@@ -73,13 +73,13 @@ def _length_entry(cfg: DictConfig, prepared, train_records) -> dict:
 
 def _write_splits(path: Path, prepared, method: str) -> None:
     """The dataset's sha256 and which records trained (`train_digest`, cache.store.RecordView.ids_digest);
-    the id lists too under data.split=sequence_hash, none under id_hash (millions of ids: the split is
-    a function of the ids and the seed, and `evaluate` recomputes it)."""
+    the id lists too under data.split=sequence_hash or cluster, none under id_hash (millions of ids: the
+    split is a function of the ids and the seed, and `evaluate` recomputes it)."""
     splits = prepared.splits
     payload = {"source": str(prepared.source), "sha256": prepared.sha256, "split": method}
     payload.update({f"n_{name}": len(splits[name]) for name in SPLITS})
     payload["train_digest"] = splits.train.ids_digest()
-    if method == "sequence_hash":
+    if method != "id_hash":
         payload.update(splits.ids())
     write_json_atomic(path, payload)
 

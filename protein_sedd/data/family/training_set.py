@@ -33,6 +33,7 @@ import numpy as np
 
 from protein_sedd.data.cache.store import BLOCK, TokenStore
 from protein_sedd.data.cache.tokens import token_cache_root
+from protein_sedd.data.family.clusters import identity_clusters
 from protein_sedd.data.family.fragments import FULL_LENGTH, coverage, full_length
 from protein_sedd.data.family.weights import identity_weights, kmer_weights
 from protein_sedd.data.focus_columns import column_records, residue_ranges
@@ -99,6 +100,18 @@ class FamilyData:
     min_length: int  # the length filter's lower bound, raised to the fragment cut-off for unaligned FASTA
     stats: dict = field(default_factory=dict)
     typical_length: float = 1.0  # unaligned FASTA: the median record length
+    # an alignment's: each store record's focus-column symbols and the focus's record (None: unaligned)
+    columns: np.ndarray | None = None
+    focus_record: int | None = None
+
+    def clusters(self, identity: float, source) -> np.ndarray:
+        """Each record's cluster at `identity` (clusters.py; 0: the focus's), for `data.split=cluster`."""
+        if self.columns is None or self.focus_record is None:
+            raise UserError(
+                f"data.split=cluster holds out whole clusters of an alignment's rows; {source} is unaligned "
+                "FASTA: align it (A2M, A3M, Stockholm, aligned FASTA) or use data.split=sequence_hash"
+            )
+        return identity_clusters(self.columns, identity, self.focus_record)
 
     def split_weights(self, indices: np.ndarray) -> np.ndarray | None:
         return None if self.weights is None else self.weights[indices]
@@ -236,7 +249,9 @@ def _aligned_family(data, policy: FamilyPolicy, min_length: int) -> FamilyData:
     }
     if policy.representation == "focus_columns":  # what maps a wild type onto the columns later
         stats.update(representation="focus_columns", focus_residues=residue_ranges(data.focus_positions))
-    family = FamilyData(store, covered[keep], weights, policy, min_length, stats)
+    family = FamilyData(store, covered[keep], weights, policy, min_length, stats, columns=data.columns[keep])
+    if data.focus_index in keep:  # the focus covers its own columns, so only an empty focus is missing
+        family.focus_record = int(np.searchsorted(keep, data.focus_index))
     return _described(family, len(data.records) - len(keep))
 
 
