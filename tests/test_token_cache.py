@@ -266,7 +266,8 @@ def test_an_unknown_split_method_is_refused(tmp_path, capsys):
         ["train", "--fasta", fasta, "--out", tmp_path / "run", "data.split=by_magic"], capsys
     )
     assert code == 2
-    assert err.strip().splitlines() == ["error: data.split='by_magic': choose sequence_hash or id_hash"]
+    expected = "error: data.split='by_magic': choose sequence_hash, id_hash or cluster"
+    assert err.strip().splitlines() == [expected]
     assert not (tmp_path / "run").exists()
 
 

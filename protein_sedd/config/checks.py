@@ -43,6 +43,7 @@ ESM2_ARCHITECTURE = (
 TRAINER_TYPES = types_of(TrainerSettings)
 TRAINER_INT_RANGES = ranges_of(TrainerSettings)
 DATA_TYPES = types_of(DataSettings)
+SPLIT_CHOICES = f"{', '.join(SPLIT_METHODS[:-1])} or {SPLIT_METHODS[-1]}"
 
 
 def _resolved(cfg, where: str) -> dict:
@@ -226,7 +227,7 @@ def check_data(where: str, data: dict) -> None:
             (data["min_length"] >= 1, f"data.min_length={data['min_length']} must be >= 1"),
             (
                 data.get("split", SPLIT_METHODS[0]) in SPLIT_METHODS,  # absent: a run from before data.split
-                f"data.split={data.get('split')!r}: choose {' or '.join(SPLIT_METHODS)}",
+                f"data.split={data.get('split')!r}: choose {SPLIT_CHOICES}",
             ),
         ],
     )

@@ -15,9 +15,10 @@ With `dedupe`, identical sequences are collapsed to their first record before sp
 - `cluster` (alignments only): valid and test hold whole clusters of distant family members
   (data/family/clusters.py: greedy clusters at `data.split_identity` over the focus columns, the focus's
   own cluster always in train). Clusters are taken in the order of a salted hash of their label, test
-  first, each until it holds round(fraction * n) records or more. On a scan, rho peaks where this valid
-  bound stops improving, while a random split's bound keeps improving (its members have close relatives in
-  train): with `trainer.patience` it chooses when to stop without labels (README: Variant effects).
+  first, each until it holds round(fraction * n) records or more. The bound then measures how a model
+  generalises to members unlike those it trained on, where a random split's members have close relatives
+  in train. On PTEN's scan its minimum did not fall where rho peaks (README: Variant effects): a
+  diagnostic, not a stopping rule for variant scoring.
 
 Either way a split depends on the seed and the records, not on the machine.
 """

@@ -12,7 +12,8 @@ The focus (first record, or --focus ID) is the wild type the scan's positions re
 such as `M1V`, 1-based, ProteinGym's format; `DMS_score` higher = fitter). For each arm the benchmark
 trains a SEDD model through `protein-sedd train` in stages (--resume between them, so the run at 1,500
 steps is the run at 500 steps trained further), scores every variant by the masked marginal after each
-stage (`score-variants`'s code), and records the CPU seconds each stage took. Arms:
+stage (`score-variants`'s code), and records the CPU seconds each stage took and the run's validation bound
+there (`--override data.split=cluster`: on whole clusters of distant members). Arms:
 
 - weighted: the alignment defaults, redundancy weights at 80% identity and fragments (< 50% coverage of
   the focus columns) filtered;
@@ -93,10 +94,19 @@ def scored_stage(run: Path, steps: int, cpu: float, label: str, method: str, sco
     ledger = stage_ledger(run, steps)
     recorded = json.loads(ledger.read_text())
     if "row" not in recorded:
-        recorded["row"] = {"method": label, "steps": steps, "cpu_seconds": cpu,
-                           "rho": scoring(run, method, steps)}  # fmt: skip
+        rho = scoring(run, method, steps)
+        recorded["row"] = {"method": label, "steps": steps, "cpu_seconds": cpu, "rho": rho,
+                           "valid_nats": valid_bound(run, steps)}  # fmt: skip
         ledger.write_text(json.dumps(recorded) + "\n")
     return recorded["row"]
+
+
+def valid_bound(run: Path, steps: int) -> float | None:
+    """The run's validation bound (nats per sequence) at `steps`, from its metrics.csv (None: not validated
+    there). With `--override data.split=cluster` it is the bound on distant members."""
+    metrics = pd.read_csv(run / "metrics.csv")
+    at = metrics.loc[metrics["step"] == steps, "valid_nats_per_sequence"].dropna()
+    return float(at.iloc[-1]) if len(at) else None
 
 
 def stage_scores(run: Path, steps: int) -> Path:
@@ -264,14 +274,20 @@ def show(results: dict) -> None:
         title=f"{r['focus']}: {r['variants']} variants, {r['variants_in_focus_columns']} in "
         f"{r['focus_columns']} focus columns; {r['sequences']} sequences, Neff {r['neff']:.1f}"
     )
-    for column in ("method", "steps", "CPU min", "rho, focus columns", "rho, all variants"):
+    for column in ("method", "steps", "CPU min", "rho, focus columns", "rho, all variants", "valid nats"):
         table.add_column(column)
     for row in results["rows"]:
         minutes = f"{row['cpu_seconds'] / 60:.1f}"
         every = row["rho"]["all"]
         all_variants = "-" if row["method"].startswith("site") or every is None else _interval(every)
+        bound = "-" if row.get("valid_nats") is None else f"{row['valid_nats']:.1f}"
         table.add_row(
-            row["method"], str(row["steps"]), minutes, _interval(row["rho"]["focus columns"]), all_variants
+            row["method"],
+            str(row["steps"]),
+            minutes,
+            _interval(row["rho"]["focus columns"]),
+            all_variants,
+            bound,
         )
     Console().print(table)
 
