@@ -225,6 +225,7 @@ def benchmark(args) -> dict:
         score = model_scores(args.checkpoint, wildtype, variants, "masked-marginal", args.threads)
         row = {"method": f"SEDD masked marginal, {args.checkpoint}", "steps": None, "cpu_seconds": 0.0}
         results["rows"].append(row | {"rho": correlations(score, measured, in_columns)})
+        _save(work, results)
         return results
 
     def scoring(run: Path, method: str, steps: int) -> dict:
