@@ -17,10 +17,10 @@ With `dedupe`, identical sequences are collapsed to their first record before sp
   own cluster always in train). Clusters are taken in the order of a salted hash of their label, test
   first, each until it holds round(fraction * n) records or more. The bound then measures how a model
   generalises to members unlike those it trained on, where a random split's members have close relatives
-  in train. On PTEN's scan its minimum did not fall where rho peaks (README: Variant effects): a
-  diagnostic, not a stopping rule for variant scoring.
+  in train. On PTEN's scan its minimum came one or two validations before rho's peak, so
+  `trainer.patience=1` stops a run close to the peak without labels (README: Variant effects).
 
-Either way a split depends on the seed and the records, not on the machine.
+Each way, a split depends on the seed and the records, not on the machine.
 """
 
 from __future__ import annotations

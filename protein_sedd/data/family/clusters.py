@@ -11,7 +11,7 @@ that agree on ten columns are not neighbours). The focus founds cluster 0, the w
 neighbourhood, which a cluster split keeps in train. Unlike the redundancy weights (weights.py) a gap is
 not a symbol here: a held-out member should differ from the training rows in its residues, not only in its
 coverage. Each founder is compared with every row still unassigned (one rows x L comparison), so the cost
-is clusters x rows x L, seconds for a family of tens of thousands of rows.
+is at most clusters x rows x L: seconds for tens of thousands of rows in a few hundred clusters.
 """
 
 from __future__ import annotations
