@@ -229,16 +229,15 @@ def _aligned_family(data, policy: FamilyPolicy, min_length: int) -> FamilyData:
             f"{data.focus_id!r}; lower it or check data.focus"
         )
     records = [data.records[i] for i in keep]
+    columns = data.columns[keep]  # the kept rows' focus-column symbols (one copy, shared below)
     if policy.representation == "focus_columns":  # rows over the focus columns, X at gaps
-        records = column_records(records, data.columns[keep])
+        records = column_records(records, columns)
     store = TokenStore.from_records(records)
     weights = None
     if policy.weights != "none":
         choices = (data.format, data.focus_id, policy.min_coverage, policy.weight_identity)
         key = "|".join([data.sha256, *map(repr, choices)])
-        weights = cached_weights(
-            key, len(keep), lambda: identity_weights(data.columns[keep], policy.weight_identity)
-        )
+        weights = cached_weights(key, len(keep), lambda: identity_weights(columns, policy.weight_identity))
     stats = {
         "format": data.format,
         "focus": data.focus_id,
@@ -249,7 +248,7 @@ def _aligned_family(data, policy: FamilyPolicy, min_length: int) -> FamilyData:
     }
     if policy.representation == "focus_columns":  # what maps a wild type onto the columns later
         stats.update(representation="focus_columns", focus_residues=residue_ranges(data.focus_positions))
-    family = FamilyData(store, covered[keep], weights, policy, min_length, stats, columns=data.columns[keep])
+    family = FamilyData(store, covered[keep], weights, policy, min_length, stats, columns=columns)
     if data.focus_index in keep:  # the focus covers its own columns, so only an empty focus is missing
         family.focus_record = int(np.searchsorted(keep, data.focus_index))
     return _described(family, len(data.records) - len(keep))
