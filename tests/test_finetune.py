@@ -304,6 +304,47 @@ def test_resume_keeps_the_patience_count(fixed_validation, data, tmp_path):
         assert torch.equal(whole[name], split[name]), name
 
 
+def _weights(folder) -> dict:
+    return load_file(folder / "model.safetensors")
+
+
+def test_best_holds_the_weights_of_the_lowest_bound(fixed_validation, data, tmp_path, capsys):
+    """The run stopped at 12 (VALID_BITS, patience 2) keeps step 8's EMA weights in best/: exactly those of
+    the same run trained to 8 steps; resumed with a longer patience, best/ follows the new lowest bound."""
+    extra = [*SMALL, "trainer.val_every=2", "trainer.patience=2", "trainer.checkpoint_every=5"]
+    run = tmp_path / "run"
+    code, _, err = run_cli(["train", "--fasta", data, "--out", run, "--max-steps", 20, "--device", "cpu",
+                            *QUICK, *extra], capsys)  # fmt: skip
+    assert code == 0, err
+    assert f"best 2.4000 bits/residue at step 8 (its weights: {run / 'best'})" in " ".join(err.split())
+    assert _train(data, tmp_path / "eight", 8, *extra) == 0
+    best, eight = _weights(run / "best"), _weights(tmp_path / "eight" / "checkpoint")
+    last = _weights(run / "checkpoint")
+    assert best.keys() == eight.keys()
+    assert all(torch.equal(best[name], eight[name]) for name in best)
+    assert not all(torch.equal(best[name], last[name]) for name in best)  # step 12's are others
+    recorded = OmegaConf.load(run / "best" / "config.yaml")
+    assert (recorded.step, recorded.valid_bits_per_residue) == (8, 2.4)
+    assert sorted(p.name for p in (run / "best").iterdir()) == ["config.yaml", "model.safetensors"]
+    loaded = protein_sedd.load(run / "best", device="cpu")
+    assert all(torch.equal(loaded.network.state_dict()[name], best[name]) for name in best)
+    # resumed: 14 improves on 2.4 and so on to 20 (0.7); best/ follows, the trainer state agrees
+    assert run_cli(["train", "--out", run, "--resume", "--max-steps", 20, "trainer.patience=3"])[0] == 0
+    recorded = OmegaConf.load(run / "best" / "config.yaml")
+    assert (recorded.step, recorded.valid_bits_per_residue) == (20, 0.7) == tuple(
+        _early_stopping(run)[key] for key in ("best_step", "best")
+    )
+    assert all(torch.equal(_weights(run / "best")[n], _weights(run / "checkpoint")[n]) for n in best)
+
+
+def test_keep_best_off_writes_no_best_folder(fixed_validation, data, tmp_path, capsys):
+    extra = [*SMALL, "trainer.val_every=2", "trainer.keep_best=false"]
+    assert _train(data, tmp_path / "run", 4, *extra) == 0
+    assert not (tmp_path / "run" / "best").exists() and (tmp_path / "run" / "checkpoint").is_dir()
+    _fails(capsys, ["train", "--fasta", data, "--out", tmp_path / "bad", "trainer.keep_best=3"], "keep_best")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_damaged_finetuning_records_are_refused(parent, data, tmp_path, capsys):
     run = tmp_path / "ft"
     assert _train(data, run, 2, "--init-from", parent) == 0
@@ -318,17 +359,19 @@ def test_damaged_finetuning_records_are_refused(parent, data, tmp_path, capsys):
     _fails(capsys, ["train", "--out", run, "--resume", "--max-steps", 4], "init_from.sha256")
 
 
-def test_a_run_from_before_trainer_patience_resumes(parent, tmp_path):
+def test_a_run_from_before_trainer_patience_and_keep_best_resumes(parent, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(parent, run)
     config = OmegaConf.load(run / "config.yaml")
     del config.trainer["patience"]
+    del config.trainer["keep_best"]
     OmegaConf.save(config, run / "config.yaml")
     state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=True)
     del state["early_stopping"]
     torch.save(state, run / "checkpoint" / "trainer_state.pt")
-    assert run_cli(["train", "--out", run, "--resume", "--max-steps", 3])[0] == 0
-    assert _early_stopping(run)["best_step"] == 0  # step 3 is no scheduled validation (val_every 500)
+    assert run_cli(["train", "--out", run, "--resume", "--max-steps", 3, "trainer.val_every=3"])[0] == 0
+    assert _early_stopping(run)["best_step"] == 3  # step 3 is a scheduled validation, a new best
+    assert not (run / "best").exists()  # a run from before trainer.keep_best writes no best/ it did not
 
 
 @pytest.mark.parametrize("damage", ["truncated", "nan", "mismatched", "pickled"])

@@ -139,7 +139,9 @@ def test_train_refuses_a_users_folder_and_the_current_folder(tmp_path, synthetic
 
 def test_train_overwrite_replaces_only_the_runs_files(tmp_path, synthetic_fasta, capsys):
     run = tmp_path / "run"
-    assert run_cli(["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS], capsys)[0] == 0
+    first = ["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS, "trainer.val_every=1"]
+    assert run_cli(first, capsys)[0] == 0
+    assert (run / "best").is_dir()  # step 1 or 2 had the lowest bound
     (run / "notes.txt").write_text("keep me")
     code, _, err = run_cli(["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS], capsys)
     assert code == 2 and "--resume" in one_error_line(err) and "--overwrite" in err
@@ -152,6 +154,7 @@ def test_train_overwrite_replaces_only_the_runs_files(tmp_path, synthetic_fasta,
     args = ["train", "--fasta", synthetic_fasta, "--out", run, *TRAIN_ARGS, "--max-steps", "3", "--overwrite"]
     assert run_cli(args, capsys)[0] == 0
     assert (run / "notes.txt").read_text() == "keep me"
+    assert not (run / "best").exists()  # the earlier run's best is gone: this one validated at no step
     from omegaconf import OmegaConf
 
     assert OmegaConf.load(run / "checkpoint" / "config.yaml").step == 3

@@ -57,6 +57,7 @@ class TrainerSettings:
     val_sequences: int = setting(256, 0, 10_000_000)
     val_t_samples: int = setting(8, 1, MAX_T_SAMPLES)
     patience: int = setting(0, 0, MAX_TRAIN_STEPS)
+    keep_best: bool = setting(True)
     checkpoint_every: int = setting(500, 1, MAX_TRAIN_STEPS)
     max_bad_steps: int = setting(20, 1, MAX_TRAIN_STEPS)
     compile: bool = setting(False)

@@ -5,6 +5,10 @@ plus trainer_state.pt (optimiser, raw weights, batch position, noise generator).
 temporary folder and swapped in with renames, so a crash at any moment leaves the previous complete
 checkpoint (at `checkpoint/` or, mid-swap, `checkpoint.old/`). The trainer state is read through
 `weights_only`, so it never unpickles arbitrary objects.
+
+`best/` (`trainer.keep_best`) is a model folder of the same kind without the trainer state: the EMA weights
+of the scheduled validation with the lowest bound so far, swapped in the same way. Every command loads it
+(`--checkpoint RUN/best`); it cannot be resumed (`--resume` continues from `checkpoint/`).
 """
 
 from __future__ import annotations
@@ -21,21 +25,30 @@ from protein_sedd.io.atomic import new_file_mode, raise_no_space
 from protein_sedd.model.folder import CHECKPOINT_DIR, first_non_finite, save_model_folder
 
 TRAINER_STATE = "trainer_state.pt"
-# the checkpoint and its two swap-time siblings (being written; the previous one, mid-swap)
-CHECKPOINT_FOLDERS = [CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.tmp", f"{CHECKPOINT_DIR}.old"]
+BEST_DIR = "best"  # the lowest-bound weights (trainer.keep_best)
+
+
+def swap_folders(name: str) -> list[str]:
+    """A folder the run swaps in whole and its two swap-time siblings (being written; the previous one)."""
+    return [name, f"{name}.tmp", f"{name}.old"]
+
+
+CHECKPOINT_FOLDERS = swap_folders(CHECKPOINT_DIR)
 
 
 def save_checkpoint(
-    run_dir: Path, model: torch.nn.Module, config: DictConfig, trainer_state: dict | None
-) -> Path:
-    """Write a checkpoint beside the current one, then swap it in; a failure keeps the current one.
+    run_dir: Path, model: torch.nn.Module, config: DictConfig, trainer_state: dict | None,
+    name: str = CHECKPOINT_DIR,
+) -> Path:  # fmt: skip
+    """Write a checkpoint beside the current one (`RUN/name`), then swap it in; a failure keeps the
+    current one.
 
-    A full disk (or any error) while writing removes the half-written `checkpoint.tmp/` and leaves the
-    last good checkpoint in place; the disk-full case is a `UserError` naming the folder.
+    A full disk (or any error) while writing removes the half-written `name.tmp/` and leaves the last
+    good checkpoint in place; the disk-full case is a `UserError` naming the folder.
     """
-    refuse_non_finite(run_dir / CHECKPOINT_DIR, model, trainer_state)
-    final = run_dir / CHECKPOINT_DIR
-    tmp, old = run_dir / f"{CHECKPOINT_DIR}.tmp", run_dir / f"{CHECKPOINT_DIR}.old"
+    final = run_dir / name
+    refuse_non_finite(final, model, trainer_state)
+    tmp, old = (run_dir / folder for folder in swap_folders(name)[1:])
     shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier save of this run
     try:
         with raise_no_space(final):

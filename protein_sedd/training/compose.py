@@ -161,6 +161,8 @@ def _compose_resumed(run_dir: Path, overrides: list[str]) -> DictConfig:
     trainer = cfg.get("trainer")
     if isinstance(trainer, DictConfig) and "patience" not in trainer:
         trainer.patience = 0  # a run from before trainer.patience: early stopping off, as it trained
+    if isinstance(trainer, DictConfig) and "keep_best" not in trainer:
+        trainer.keep_best = False  # a run from before trainer.keep_best: no best/ it did not write before
     if overrides:
         if any("=" not in o or o.split("=", 1)[0] in GROUPS for o in overrides):
             raise UserError(

@@ -9,7 +9,8 @@ The count lives in the training state (`trainer_state.pt`, key "early_stopping")
 log is rank 0's and a user's to edit, while the state travels with the weights it describes. `patience`
 itself is read from the config, so `--resume trainer.patience=N` may lengthen or shorten the wait. The
 checkpoint of a stopped run is its last step's, at most `patience * val_every` steps past the best one
-(its step and bound are printed and in metrics.csv).
+(its step and bound are printed and in metrics.csv); with `trainer.keep_best` (the default) the best one's
+EMA weights are in `RUN/best/`, written at each scheduled validation that lowers the bound.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ class EarlyStopping:
     best_step: int = 0  # the step that reached it (0: none yet)
     bad_checks: int = 0  # scheduled validations since then that did not lower it
 
-    def update(self, step: int, value: float) -> None:
-        """Count the scheduled validation at `step` with bound `value` (lower is better)."""
+    def update(self, step: int, value: float) -> bool:
+        """Count the scheduled validation at `step` with bound `value` (lower is better); True when it
+        is the new best."""
         if value < self.best:
             self.best, self.best_step, self.bad_checks = value, step, 0
-        else:
-            self.bad_checks += 1
+            return True
+        self.bad_checks += 1
+        return False
 
     def should_stop(self, patience: int) -> bool:
         return patience > 0 and self.bad_checks >= patience

@@ -2,8 +2,8 @@
 resumed run checks against them (its dataset, its metrics log), and its checkpoints.
 
 A run directory holds config.yaml (the resolved config plus alphabet, training lengths and dataset
-record), splits.json, metrics.csv, loss_curve.png and checkpoint/ (training/checkpoint.py); RUN_FILES is
-everything a run writes there, which `--overwrite` may remove and nothing else.
+record), splits.json, metrics.csv, loss_curve.png, checkpoint/ and best/ (training/checkpoint.py);
+RUN_FILES is everything a run writes there, which `--overwrite` may remove and nothing else.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from protein_sedd.io.atomic import atomic_path, write_json_atomic
 from protein_sedd.io.outputs import OutputFolder
 from protein_sedd.model.folder import CHECKPOINT_DIR
 from protein_sedd.runtime.distributed import Distributed
-from protein_sedd.training.checkpoint import CHECKPOINT_FOLDERS, save_checkpoint
+from protein_sedd.training.checkpoint import BEST_DIR, CHECKPOINT_FOLDERS, save_checkpoint, swap_folders
 from protein_sedd.training.metrics import MetricsLog, plot_loss_curve
 from protein_sedd.training.state import TrainingState
 
@@ -32,7 +32,7 @@ SPLITS_FILE = "splits.json"
 METRICS_FILE = "metrics.csv"
 LOSS_CURVE = "loss_curve.png"
 # everything a run writes in its directory: what --overwrite may remove
-RUN_FILES = [RUN_CONFIG, SPLITS_FILE, METRICS_FILE, LOSS_CURVE, *CHECKPOINT_FOLDERS]
+RUN_FILES = [RUN_CONFIG, SPLITS_FILE, METRICS_FILE, LOSS_CURVE, *CHECKPOINT_FOLDERS, *swap_folders(BEST_DIR)]
 
 
 def run_config(cfg: DictConfig, prepared, train_records) -> DictConfig:
@@ -210,3 +210,10 @@ class Checkpoints:
             plot_loss_curve(self.run_dir / METRICS_FILE, self.run_dir / LOSS_CURVE)
 
         self.ranks.from_main(save)
+
+    def save_best(self, state: TrainingState) -> None:
+        """The EMA weights that just lowered the best scheduled validation bound, as `RUN/best/` (weights and
+        config, no trainer state); its config's `step` and `valid_bits_per_residue` say which they are."""
+        best = state.early_stopping
+        config = OmegaConf.merge(self.run_cfg, {"step": best.best_step, "valid_bits_per_residue": best.best})
+        self.ranks.from_main(lambda: save_checkpoint(self.run_dir, state.ema.model, config, None, BEST_DIR))

@@ -30,7 +30,7 @@ from protein_sedd.model.sources import resolve_checkpoint_dir
 from protein_sedd.runtime.devices import select_device
 from protein_sedd.runtime.distributed import Distributed, distributed
 from protein_sedd.runtime.progress import log_line
-from protein_sedd.training.checkpoint import load_trainer_state
+from protein_sedd.training.checkpoint import BEST_DIR, load_trainer_state
 from protein_sedd.training.metrics import MetricsLog
 from protein_sedd.training.run_folder import (
     METRICS_FILE,
@@ -170,7 +170,8 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
             state.step += 1
             checked = log.record(state.step, loss_value, grad_norm, residues * ranks.world_size)
             if checked is not None:  # the same number on every rank: they stop together
-                state.early_stopping.update(state.step, checked)
+                if state.early_stopping.update(state.step, checked) and t.keep_best:
+                    checkpoints.save_best(state)
             early = state.early_stopping.should_stop(t.patience)
             if state.step % t.checkpoint_every == 0 or state.step == t.max_steps or stop_now or early:
                 checkpoints.save(state)
@@ -185,7 +186,7 @@ def _train(cfg: DictConfig, run_dir: Path, resume: bool, dev: torch.device, rank
             progress.console.print(
                 f"early stop at step {state.step}: {stop_state.bad_checks} validations without a lower bound "
                 f"(trainer.patience={t.patience}); best {stop_state.best:.4f} bits/residue at step "
-                f"{stop_state.best_step}"
+                f"{stop_state.best_step}{f' (its weights: {run_dir / BEST_DIR})' if t.keep_best else ''}"
             )
     return TrainResult(run_dir, state.step, loss_value, log.valid_bits_per_residue, stopped is not None)
 
