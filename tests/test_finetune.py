@@ -331,8 +331,10 @@ def test_best_holds_the_weights_of_the_lowest_bound(fixed_validation, data, tmp_
     # resumed: 14 improves on 2.4 and so on to 20 (0.7); best/ follows, the trainer state agrees
     assert run_cli(["train", "--out", run, "--resume", "--max-steps", 20, "trainer.patience=3"])[0] == 0
     recorded = OmegaConf.load(run / "best" / "config.yaml")
-    assert (recorded.step, recorded.valid_bits_per_residue) == (20, 0.7) == tuple(
-        _early_stopping(run)[key] for key in ("best_step", "best")
+    assert (
+        (recorded.step, recorded.valid_bits_per_residue)
+        == (20, 0.7)
+        == tuple(_early_stopping(run)[key] for key in ("best_step", "best"))
     )
     assert all(torch.equal(_weights(run / "best")[n], _weights(run / "checkpoint")[n]) for n in best)
 
