@@ -78,12 +78,18 @@ def test_two_ranks_hold_identical_weights_and_write_one_checkpoint(tmp_path, mon
     assert torch.count_nonzero(rank0["final.linear.weight"]) > 0
     assert sorted(p.name for p in run.iterdir()) == [
         ".protein-sedd",  # the run's owner record and lock
+        "best",  # step 4's validation lowered the bound of step 2's: the same EMA weights as checkpoint/
         "checkpoint",
         "config.yaml",
         "loss_curve.png",
         "metrics.csv",
         "splits.json",
     ]
+    assert OmegaConf.load(run / "best" / "config.yaml").step == 4
+    assert sorted(p.name for p in (run / "best").iterdir()) == ["config.yaml", "model.safetensors"]
+    best = load_file(run / "best" / "model.safetensors")
+    last = load_file(run / "checkpoint" / "model.safetensors")
+    assert best.keys() == last.keys() and all(torch.equal(best[k], last[k]) for k in best)
     steps = [
         line.split(",")[0]
         for line in (run / "metrics.csv").read_text().splitlines()[1:]
